@@ -1,0 +1,304 @@
+"""`Distiller`: TinyBERT's Transformer distillation as a `keras.Model`.
+
+It holds a frozen teacher, the student and the learnable projections W that
+lift student hidden states to the teacher's width, and computes the layered
+loss in its own `train_step`:
+
+  loss = w_emb * L_emb(E_S W, E_T)
+       + sum_m w_m * [ w_att * L_att(A_S^m, A_T^g(m)) + w_hid * L_hid(H_S^m W, H_T^g(m)) ]
+       + w_pred * L_pred(z_S, z_T)
+
+Stages: "intermediate" (embedding + attention + hidden), "prediction", "all".
+
+Example:
+>>> import numpy as np, keras
+>>> from tinybert_tf.backbone import BertBackbone, dummy_inputs
+>>> from tinybert_tf.config import BertConfig
+>>> from tinybert_tf.distiller import Distiller
+>>> small = dict(vocab_size=50, num_heads=2, intermediate_size=16)
+>>> teacher = BertBackbone(BertConfig(hidden_size=16, num_layers=4, **small))
+>>> student = BertBackbone(BertConfig(hidden_size=8, num_layers=2, **small))
+>>> distiller = Distiller(teacher, student)
+>>> distiller.compile(optimizer="adam")
+>>> data = {k: np.asarray(v).repeat(4, 0) for k, v in dummy_inputs().items()}
+>>> logs = distiller.fit(data, batch_size=2, epochs=1, verbose=0).history
+>>> sorted(logs)[:3]
+['attention_loss', 'attention_loss_1', 'attention_loss_2']
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tinybert_tf.backbone import dummy_inputs
+from tinybert_tf.layer_mapping import LayerMapping
+from tinybert_tf.losses import (AttentionLoss, EmbeddingLoss, HiddenStateLoss,
+                                PredictionLoss, RegressionLoss)
+
+STAGES = ("intermediate", "prediction", "all")
+PROJECTIONS = ("shared", "per_layer")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Per-component weights (the paper uses 1 for all) and per-layer λ_m.
+
+    `layers` maps a student layer m (1-based) to its weight; missing layers
+    weigh 1.
+    """
+
+    embedding: float = 1.0
+    attention: float = 1.0
+    hidden: float = 1.0
+    prediction: float = 1.0
+    layers: dict = dataclasses.field(default_factory=dict)
+
+    def layer(self, m):
+        return float(self.layers.get(m, 1.0))
+
+
+def features(model, inputs, training):
+    """The output dict of a backbone, or of a classifier with its logits."""
+    if hasattr(model, "forward"):
+        return model.forward(inputs, training=training)
+    return model(inputs, training=training)
+
+
+class Distiller(keras.Model):
+    """Transformer distillation of `teacher` into `student`.
+
+    Args:
+        teacher, student: `BertBackbone`s (general distillation) or
+            `BertClassifier`s (task distillation). Same vocabulary required;
+            the attention loss needs the same number of heads.
+        mapping: a `LayerMapping` (default: uniform over their depths).
+        stage: "intermediate", "prediction" or "all".
+        projection: "shared" (one W for every hidden state, as the official
+            code's `fit_dense`) or "per_layer" (one W per mapped state).
+        weights: `LossWeights`.
+        attention_loss, hidden_loss, prediction_loss: loss objects (defaults:
+            the official behaviour).
+        teacher_training: run the teacher with dropout (the official general
+            distillation script does; default off).
+    """
+
+    def __init__(self, teacher, student, mapping=None, stage="intermediate",
+                 projection="shared", weights=None, attention_loss=None,
+                 hidden_loss=None, prediction_loss=None,
+                 teacher_training=False, **kwargs):
+        super().__init__(**kwargs)
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got "
+                             f"{projection!r}.")
+        t_config, s_config = teacher.config, student.config
+        if t_config.vocab_size != s_config.vocab_size:
+            raise ValueError(
+                f"Teacher vocab_size {t_config.vocab_size} != student vocab_size"
+                f" {s_config.vocab_size}: TinyBERT needs one shared vocabulary "
+                "(the student is fed the teacher's word-piece ids).")
+        if stage != "prediction" and t_config.num_heads != s_config.num_heads:
+            raise ValueError(
+                f"Teacher has {t_config.num_heads} attention heads, student "
+                f"{s_config.num_heads}: the attention loss compares them head "
+                "by head, so they must be equal.")
+        if stage != "intermediate":
+            for role, model in (("teacher", teacher), ("student", student)):
+                if not hasattr(model, "classifier"):
+                    raise ValueError(f"stage={stage!r} needs a classifier "
+                                     f"{role} (BertClassifier).")
+            if teacher.num_labels != student.num_labels:
+                raise ValueError(f"Teacher has {teacher.num_labels} labels, "
+                                 f"student {student.num_labels}.")
+        self.teacher = teacher
+        self.student = student
+        self.teacher.trainable = False
+        self.mapping = mapping or LayerMapping(s_config.num_layers,
+                                               t_config.num_layers)
+        if (self.mapping.student_layers, self.mapping.teacher_layers) != (
+                s_config.num_layers, t_config.num_layers):
+            raise ValueError(
+                f"Layer mapping is for {self.mapping.student_layers} student /"
+                f" {self.mapping.teacher_layers} teacher layers, but the models"
+                f" have {s_config.num_layers} / {t_config.num_layers}.")
+        self.stage = stage
+        self.projection = projection
+        self.loss_weights = weights or LossWeights()
+        self.attention_loss = attention_loss or AttentionLoss()
+        self.hidden_loss = hidden_loss or HiddenStateLoss()
+        self.embedding_loss = EmbeddingLoss(self.hidden_loss.mode)
+        self.prediction_loss = prediction_loss or PredictionLoss()
+        self.regression_loss = RegressionLoss()
+        self.teacher_training = teacher_training
+
+        count = 1 if projection == "shared" else s_config.num_layers + 1
+        self.projections = [
+            keras.layers.Dense(t_config.hidden_size, name=f"fit_dense_{i}",
+                               dtype=self.dtype_policy)
+            for i in range(count)]
+        self._build_all()
+        self.component_trackers = {
+            name: keras.metrics.Mean(name=name) for name in self._metric_names()}
+
+    # ------------------------------------------------------------ building
+
+    def _build_all(self):
+        """Builds every variable before `fit` (required under tf.distribute)."""
+        inputs = dummy_inputs()
+        self.teacher(inputs)
+        self.student(inputs)
+        for dense in self.projections:
+            dense.build((None, None, self.student.config.hidden_size))
+        self.built = True
+
+    def _metric_names(self):
+        names = ["loss"]
+        if self.stage != "prediction":
+            names += ["embedding_loss", "attention_loss", "hidden_loss"]
+            for m in range(1, self.mapping.student_layers + 1):
+                names += [f"attention_loss_{m}", f"hidden_loss_{m}"]
+        if self.stage != "intermediate":
+            names.append("prediction_loss")
+        return names
+
+    @property
+    def metrics(self):
+        return list(self.component_trackers.values())
+
+    def project(self, m, hidden):
+        dense = self.projections[0 if self.projection == "shared" else m]
+        return dense(hidden)
+
+    # ------------------------------------------------------------ losses
+
+    def compute_losses(self, student_out, teacher_out, padding_mask,
+                       labels=None):
+        """All loss components as a dict of float32 scalars, `loss` the sum."""
+        w = self.loss_weights
+        losses = {}
+        total = ops.zeros((), "float32")
+        if self.stage != "prediction":
+            s_hidden, t_hidden = (student_out["hidden_states"],
+                                  teacher_out["hidden_states"])
+            embedding = self.embedding_loss(
+                self.project(0, s_hidden[0]), t_hidden[0], padding_mask)
+            losses["embedding_loss"] = embedding
+            total += w.embedding * embedding
+            attention_sum = hidden_sum = ops.zeros((), "float32")
+            for (s_att, t_att), (m, t_m) in zip(
+                    self.mapping.attention_pairs(),
+                    self.mapping.hidden_pairs(include_embeddings=False)):
+                attention = self.attention_loss(
+                    student_out["attention_scores"][s_att],
+                    teacher_out["attention_scores"][t_att], padding_mask)
+                hidden = self.hidden_loss(self.project(m, s_hidden[m]),
+                                          t_hidden[t_m], padding_mask)
+                losses[f"attention_loss_{m}"] = attention
+                losses[f"hidden_loss_{m}"] = hidden
+                attention_sum += w.layer(m) * attention
+                hidden_sum += w.layer(m) * hidden
+            losses["attention_loss"] = attention_sum
+            losses["hidden_loss"] = hidden_sum
+            total += w.attention * attention_sum + w.hidden * hidden_sum
+        if self.stage != "intermediate":
+            if self.student.is_regression:
+                if labels is None:
+                    raise ValueError("A regression task needs gold labels for "
+                                     "the prediction-layer loss.")
+                prediction = self.regression_loss(student_out["logits"], labels)
+            else:
+                prediction = self.prediction_loss(student_out["logits"],
+                                                  teacher_out["logits"])
+            losses["prediction_loss"] = prediction
+            total += w.prediction * prediction
+        losses["loss"] = total
+        return losses
+
+    def _losses_for(self, data, training):
+        inputs, labels = (data if isinstance(data, (tuple, list))
+                          else (data, None))[:2]
+        teacher_out = features(self.teacher, inputs, self.teacher_training)
+        teacher_out = tf.nest.map_structure(tf.stop_gradient, teacher_out)
+        student_out = features(self.student, inputs, training)
+        return self.compute_losses(student_out, teacher_out,
+                                   inputs["padding_mask"], labels)
+
+    def _record(self, losses):
+        for name, tracker in self.component_trackers.items():
+            tracker.update_state(losses[name])
+        return {name: t.result() for name, t in self.component_trackers.items()}
+
+    # ------------------------------------------------------------ steps
+
+    @property
+    def train_variables(self):
+        """What this stage trains: the pooler and classifier get no gradient
+        from the intermediate losses, the projections none from prediction."""
+        student = self.student.trainable_variables
+        if self.stage == "prediction":
+            return student
+        if self.stage == "intermediate":
+            skip = {id(v) for layer in (getattr(self.student, "backbone",
+                                                self.student).pooler,
+                                        getattr(self.student, "classifier", None))
+                    if layer is not None for v in layer.trainable_variables}
+            student = [v for v in student if id(v) not in skip]
+        return student + [v for dense in self.projections
+                          for v in dense.trainable_variables]
+
+    def compile(self, optimizer="adam", **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        # Built here, outside any replica context (tf.distribute needs it).
+        self.optimizer.build(self.train_variables)
+
+    def train_step(self, data):
+        variables = self.train_variables
+        with tf.GradientTape() as tape:
+            losses = self._losses_for(data, training=True)
+            # Keras 3's TF optimizer sums gradients over replicas.
+            loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._record(losses)
+
+    def test_step(self, data):
+        return self._record(self._losses_for(data, training=False))
+
+    def call(self, inputs, training=None):
+        return features(self.student, inputs, training)
+
+    # ------------------------------------------------------------ saving
+
+    def projection_weights(self):
+        """The projections as HF-style tensors for `checkpoint.save`.
+
+        Names follow the official code: `fit_dense.*` when shared,
+        `fit_denses.{m}.*` per layer.
+        """
+        tensors = {}
+        for i, dense in enumerate(self.projections):
+            name = "fit_dense" if self.projection == "shared" else f"fit_denses.{i}"
+            tensors[f"{name}.weight"] = ops.convert_to_numpy(dense.kernel).T
+            tensors[f"{name}.bias"] = ops.convert_to_numpy(dense.bias)
+        return tensors
+
+    def load_projections(self, checkpoint):
+        """Reuses projections saved with a student; returns True if loaded."""
+        loaded = False
+        for i, dense in enumerate(self.projections):
+            name = "fit_dense" if self.projection == "shared" else f"fit_denses.{i}"
+            kernel = checkpoint.weights.get(f"{name}.weight")
+            if kernel is None or kernel.T.shape != tuple(dense.kernel.shape):
+                continue
+            dense.kernel.assign(kernel.T)
+            dense.bias.assign(checkpoint.weights[f"{name}.bias"])
+            loaded = True
+        return loaded
+
+    def describe(self):
+        return (f"Distillation stage {self.stage!r}, projection "
+                f"{self.projection!r}\n{self.mapping.describe()}")
