@@ -23,6 +23,7 @@ setup(
         "pyarrow",
         "tqdm",
         "matplotlib",
+        "tensorboard",
     ],
     extras_require={
         "mobile": ["ai-edge-litert==2.3.0", "mediapipe==1.2.2"],
