@@ -131,36 +131,40 @@ def tfds_documents(name, split="train", text_key="text", data_dir=None):
 def pack_document(sentences, sequence_length, rng, short_seq_prob=0.1):
     """Word-piece id lists of one document's sentences -> (A, B) pairs.
 
-    BERT's create_instances_from_document without the random next sentence:
-    fill up to `sequence_length - 3` pieces (a shorter random target with
-    probability `short_seq_prob`), cut at a random sentence boundary.
+    Like BERT's create_instances_from_document without the random next
+    sentence: consecutive sentences fill up to `sequence_length - 3` pieces
+    (a shorter random target with probability `short_seq_prob`), cut at a
+    random sentence boundary. A chunk is closed before a sentence would
+    overflow it, so only a single sentence longer than the window is cut.
     """
     max_pieces = sequence_length - 3
-    pairs, chunk, length = [], [], 0
-    target = max_pieces
-    for i, sentence in enumerate(sentences):
-        if not len(sentence):
-            continue
-        chunk.append(list(sentence))
-        length += len(sentence)
-        if length < target and i < len(sentences) - 1:
-            continue
+
+    def new_target():
+        return (rng.randint(2, max_pieces) if rng.random() < short_seq_prob
+                else max_pieces)
+
+    def to_pair(chunk):
         if len(chunk) >= 2:
             cut = rng.randint(1, len(chunk) - 1)
             a = [p for s in chunk[:cut] for p in s]
             b = [p for s in chunk[cut:] for p in s]
         else:
-            pieces = chunk[0]
-            a, b = pieces[:len(pieces) // 2], pieces[len(pieces) // 2:]
+            a, b = chunk[0][:len(chunk[0]) // 2], chunk[0][len(chunk[0]) // 2:]
         while len(a) + len(b) > max_pieces:  # BERT's truncate_seq_pair
             longer = a if len(a) > len(b) else b
             longer.pop(0 if rng.random() < 0.5 else -1)
-        if a and b:
-            pairs.append((a, b))
-        chunk, length = [], 0
-        target = (rng.randint(2, max_pieces) if rng.random() < short_seq_prob
-                  else max_pieces)
-    return pairs
+        return a, b
+
+    pairs, chunk, length, target = [], [], 0, new_target()
+    for sentence in (list(s) for s in sentences if len(s)):
+        if chunk and length + len(sentence) > target:
+            pairs.append(to_pair(chunk))
+            chunk, length, target = [], 0, new_target()
+        chunk.append(sentence)
+        length += len(sentence)
+    if chunk:
+        pairs.append(to_pair(chunk))
+    return [(a, b) for a, b in pairs if a and b]
 
 
 def _encode(a, b, tokenizer):
