@@ -24,6 +24,7 @@ setup(
         "tqdm",
         "matplotlib",
         "tensorboard",
+        "tokenizers",
     ],
     extras_require={
         "mobile": ["ai-edge-litert==2.3.0", "mediapipe==1.2.2"],

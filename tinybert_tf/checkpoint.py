@@ -31,6 +31,7 @@ Example:
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -88,6 +89,11 @@ def read(source):
     if os.path.exists(source):
         raise ValueError(f"Checkpoint source {source!r} is a file; expected a "
                          "directory with config.json and model.safetensors.")
+    # A hub id is "name" or "owner/name"; anything else was meant as a path.
+    if (os.path.isabs(source) or source.startswith((".", "~"))
+            or source.count("/") > 1):
+        raise FileNotFoundError(f"Checkpoint directory {source!r} does not "
+                                "exist.")
     return _read_hf_directory(_download_from_hub(source.removeprefix("hf://")))
 
 
@@ -171,13 +177,13 @@ def _read_keras_hub(preset):
         raise OSError(f"Could not load keras-hub preset {preset!r} ({error}). "
                       "Offline, pass a local preset directory.") from error
     weights = _keras_hub_backbone_weights(backbone)
-    try:
+    if _keras_hub_has_masked_lm(preset):
         masked_lm = keras_hub.models.BertMaskedLM.from_preset(
             preset, preprocessor=None)
         weights.update(_keras_hub_mlm_weights(masked_lm))
-    except Exception:  # a backbone-only preset has no masked-LM head
-        pass
+    # keras-hub's BERT always runs the tanh-approximate GELU ("gelu_new").
     config = BertConfig(
+        hidden_act="gelu_new",
         vocab_size=backbone.vocabulary_size, hidden_size=backbone.hidden_dim,
         num_layers=backbone.num_layers, num_heads=backbone.num_heads,
         intermediate_size=backbone.intermediate_dim,
@@ -188,6 +194,26 @@ def _read_keras_hub(preset):
     with open(vocab_file, "w", encoding="utf-8") as f:
         f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
     return Checkpoint(config, weights, vocab_file, source=preset)
+
+
+def _keras_hub_has_masked_lm(preset):
+    """Whether the preset saved a BertMaskedLM task with its weights.
+
+    keras-hub's `BertMaskedLM.from_preset` succeeds on any BERT preset: without
+    a saved task it gives the head fresh random weights, which must not be
+    taken for a pre-trained one.
+    """
+    import keras_hub
+    from keras_hub.src.utils import preset_utils as utils
+    try:
+        if not (utils.check_file_exists(preset, utils.TASK_CONFIG_FILE) and
+                utils.check_file_exists(preset, utils.TASK_WEIGHTS_FILE)):
+            return False
+        task_class = utils.check_config_class(
+            utils.load_json(preset, utils.TASK_CONFIG_FILE))
+    except Exception:
+        return False
+    return issubclass(task_class, keras_hub.models.BertMaskedLM)
 
 
 def _keras_hub_backbone_weights(backbone):
@@ -298,11 +324,16 @@ def model_variables(model):
 
 
 def _normalise_names(weights):
-    """Adds the `bert.` prefix of BertFor* models where a BertModel lacks it."""
+    """Adds the `bert.` prefix of BertFor* models where a BertModel lacks it,
+    and renames the LayerNorm `gamma`/`beta` of the original checkpoints
+    (bert-base-uncased's among them) to `weight`/`bias`, as transformers does."""
     out = {}
     for name, value in weights.items():
         if name.startswith(("embeddings.", "encoder.", "pooler.")):
             name = "bert." + name
+        if "LayerNorm." in name:
+            name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias",
+                                                        name))
         out[name] = value
     return out
 
@@ -333,7 +364,7 @@ def assign(model, checkpoint, required_prefixes=("bert.",)):
                 f"({checkpoint.config.num_layers} layers, hidden "
                 f"{checkpoint.config.hidden_size}, vocab "
                 f"{checkpoint.config.vocab_size}) needs "
-                f"{tuple(value.T.shape if transposed else value.shape)}.")
+                f"{tuple(variable.shape)[::-1 if transposed else 1]}.")
         variable.assign(value.astype(variable.dtype))
     return missing
 

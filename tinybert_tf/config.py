@@ -73,6 +73,10 @@ class BertConfig:
     def from_dict(cls, values):
         """Builds a config from our own dict or a Hugging Face `config.json`."""
         values = dict(values)
+        position_type = values.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise ValueError(f"position_embedding_type={position_type!r} is "
+                             "not supported; only 'absolute' is.")
         for ours, hf in _HF_NAMES.items():
             if hf in values and ours not in values:
                 values[ours] = values.pop(hf)

@@ -229,7 +229,14 @@ class Distiller(keras.Model):
     def _record(self, losses):
         for name, tracker in self.component_trackers.items():
             tracker.update_state(losses[name])
-        return {name: t.result() for name, t in self.component_trackers.items()}
+        logs = {name: t.result() for name, t in self.component_trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):
+            # Keras MEAN-reduces step logs over axis 0 across workers, which
+            # fails on scalars (tensorflow/tensorflow#72388).
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
 
     # ------------------------------------------------------------ steps
 
@@ -254,16 +261,57 @@ class Distiller(keras.Model):
         # Built here, outside any replica context (tf.distribute needs it).
         self.optimizer.build(self.train_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Everything is built by __init__ and compile(). Keras' version first
+        # MEAN-reduces an input batch across replicas, which fails on dict
+        # inputs under MultiWorkerMirroredStrategy (keras-team/keras#20329).
+        if not (self.built and self.optimizer is not None
+                and self.optimizer.built):
+            super()._maybe_symbolic_build(iterator, data_batch)
+
     def train_step(self, data):
         variables = self.train_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             losses = self._losses_for(data, training=True)
             # Keras 3's TF optimizer sums gradients over replicas.
-            loss = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
-            loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, variables)
+            loss = self.optimizer.scale_loss(losses["loss"] / replicas)
+        # Keras takes an IndexedSlices' norm over its rows, a repeated token
+        # id counted apart, so clipping would see a wrong embedding gradient.
+        gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices)
+                     else g for g in tape.gradient(loss, variables)]
+        if replicas > 1:
+            gradients = self._reduce_before_clipping(gradients, replicas)
         self.optimizer.apply(gradients, variables)
         return self._record(losses)
+
+    def _reduce_before_clipping(self, gradients, replicas):
+        """Clips the summed gradient of all replicas, as one device would.
+
+        Keras 3 clips (clipnorm / global_clipnorm / clipvalue) each replica's
+        gradient BEFORE its all-reduce, and LossScaleOptimizer checks only the
+        first replica's gradient for inf/NaN. So the gradient is summed here,
+        clipped (loss scaling undone for that), and each replica hands the
+        optimizer 1/replicas of it: the optimizer's own sum rebuilds the
+        clipped gradient, and its clipping of a part is a no-op.
+        """
+        optimizer, scale = self.optimizer, None
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer, scale = optimizer.inner_optimizer, optimizer.dynamic_scale
+        clips = optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue
+        if not clips and scale is None:
+            return gradients
+        present = [g for g in gradients if g is not None]
+        summed = iter(tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, present))
+        summed = [None if g is None else next(summed) for g in gradients]
+        if clips:
+            if scale is not None:
+                summed = [None if g is None else g / scale for g in summed]
+            summed = optimizer._clip_gradients(summed)
+            if scale is not None:
+                summed = [None if g is None else g * scale for g in summed]
+        return [None if g is None else g / replicas for g in summed]
 
     def test_step(self, data):
         return self._record(self._losses_for(data, training=False))

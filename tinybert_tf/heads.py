@@ -18,13 +18,13 @@ import keras
 from keras import ops
 
 from tinybert_tf.backbone import BertBackbone, dummy_inputs
-from tinybert_tf.layers import get_activation
+from tinybert_tf.layers import FakeQuantPoints, get_activation
 
 CLASSIFIER_HEADS = ("linear", "tanh_relu")
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
-class BertClassifier(keras.Model):
+class BertClassifier(FakeQuantPoints, keras.Model):
     """Sequence classifier (or regressor when `num_labels == 1`) on [CLS].
 
     `head="linear"` is BERT's: logits = W . dropout(tanh(pooler(h_CLS))).
@@ -34,6 +34,9 @@ class BertClassifier(keras.Model):
     `call` returns the logits; `forward` returns the backbone's outputs
     plus `logits`, which is what distillation consumes.
     """
+
+    # Quantization-aware training (export/quantize.py); identity until enabled.
+    FAKE_QUANT_POINTS = ("pooled", "logits")
 
     def __init__(self, config, num_labels, head="linear",
                  classifier_dropout=None, label_names=None, **kwargs):
@@ -68,10 +71,13 @@ class BertClassifier(keras.Model):
 
     def forward(self, inputs, training=None):
         outputs = dict(self.backbone(inputs, training=training))
-        pooled = outputs["pooled_output"]
+        pooled = self.fake_quant_point("pooled", outputs["pooled_output"],
+                                       training)
         if self.head == "tanh_relu":
             pooled = ops.relu(pooled)
-        logits = self.classifier(self.dropout(pooled, training=training))
+        logits = self.fake_quant_point(
+            "logits", self.classifier(self.dropout(pooled, training=training)),
+            training)
         outputs["logits"] = logits
         return outputs
 
@@ -112,7 +118,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
 
-    def build(self, sequence_shape, positions_shape=None):
+    def build(self, sequence_output_shape, mask_positions_shape=None):
         hidden_size = self.embedding_layer.output_dim
         self.transform.build((None, None, hidden_size))
         self.layer_norm.build((None, None, hidden_size))

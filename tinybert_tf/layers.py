@@ -39,9 +39,116 @@ def attention_bias(padding_mask, mask_value, dtype="float32"):
     return ops.expand_dims(ops.expand_dims((1.0 - padding_mask) * mask_value, 1), 1)
 
 
+# ---------------------------------------------------------------------------
+# Quantization-aware training (QAT), used by export/quantize.py.
+# Off by default: until `enable_fake_quant()` is called, `fake_quant_point` is
+# the identity, no variable is added and outputs and checkpoints are unchanged.
+# On, int8 rounding is simulated (keras.quantizers.fake_quant_with_min_max_vars,
+# i.e. tf.quantization.fake_quant_with_min_max_vars) with ranges tracked by an
+# exponential moving average; the TFLite converter turns these ops into int8
+# tensors with the learned ranges.
+
+
 @keras.saving.register_keras_serializable(package="tinybert_tf")
-class BertEmbeddings(keras.layers.Layer):
+class FakeQuant(keras.layers.Layer):
+    """int8 fake quantization with an EMA range (or a fixed one).
+
+    In training the range follows the batch min/max (first batch: taken as
+    is, then `momentum`-weighted); while `calibrating` is set it is the running
+    min/max of every call. The range always contains 0.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = FakeQuant()
+    >>> _ = layer(np.array([-1.0, 0.5, 2.0], "float32"), training=True)
+    >>> float(layer.range_min.numpy()), float(layer.range_max.numpy())
+    (-1.0, 2.0)
+    """
+
+    def __init__(self, momentum=0.99, fixed_range=None, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.fixed_range = tuple(fixed_range) if fixed_range else None
+        self.calibrating = False
+
+    def build(self, input_shape=None):
+        low, high = self.fixed_range or (0.0, 0.0)
+        self.range_min = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(low),
+            trainable=False, autocast=False, name="range_min")
+        self.range_max = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(high),
+            trainable=False, autocast=False, name="range_max")
+        self.seen = self.add_weight(shape=(), initializer="zeros",
+                                    trainable=False, autocast=False,
+                                    name="seen")
+
+    def call(self, x, training=None):
+        if self.fixed_range is None and (training or self.calibrating):
+            x32 = ops.cast(x, "float32")
+            low = ops.minimum(ops.min(x32), 0.0)
+            high = ops.maximum(ops.max(x32), 0.0)
+            if self.calibrating:
+                low = ops.minimum(low, self.range_min)
+                high = ops.maximum(high, self.range_max)
+                keep = 0.0
+            else:
+                keep = ops.where(self.seen > 0, self.momentum, 0.0)
+            self.range_min.assign(keep * self.range_min + (1 - keep) * low)
+            self.range_max.assign(keep * self.range_max + (1 - keep) * high)
+            self.seen.assign(1.0)
+        return keras.quantizers.fake_quant_with_min_max_vars(
+            x, self.range_min, self.range_max, num_bits=8)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum,
+                "fixed_range": self.fixed_range}
+
+
+class FakeQuantPoints:
+    """Mixin: the named int8 fake-quant points of a layer, off until enabled.
+
+    `FAKE_QUANT_POINTS` names the tensors of `call` that a full-integer
+    TFLite model rounds to int8 (Dense outputs, residual sums, LayerNorm
+    outputs, attention scores and probabilities).
+    """
+
+    FAKE_QUANT_POINTS = ()
+    # Softmax outputs: TFLite's int8 softmax has the fixed range [0, 1].
+    FIXED_RANGES = {"probs": (0.0, 1.0)}
+
+    def enable_fake_quant(self, momentum=0.99):
+        """Adds one `FakeQuant` per point (also to a built layer)."""
+        if getattr(self, "fake_quants", None):
+            return
+        locked = self._tracker.locked
+        self._tracker.unlock()  # as Keras' own `Layer.quantize` does
+        try:
+            self.fake_quants = {
+                name: FakeQuant(momentum, self.FIXED_RANGES.get(name),
+                                name=f"fake_quant_{name}")
+                for name in self.FAKE_QUANT_POINTS}
+            for layer in self.fake_quants.values():
+                layer.build()
+        finally:
+            if locked:
+                self._tracker.lock()
+
+    def fake_quant_point(self, name, x, training=None):
+        fake_quants = getattr(self, "fake_quants", None)
+        if not fake_quants:
+            return x
+        return fake_quants[name](x, training=training)
+
+
+# ---------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="tinybert_tf")
+class BertEmbeddings(FakeQuantPoints, keras.layers.Layer):
     """Word + position + segment embeddings, LayerNorm, dropout."""
+
+    FAKE_QUANT_POINTS = ("sum", "output")
 
     def __init__(self, vocab_size, hidden_size, max_position_embeddings=512,
                  type_vocab_size=2, dropout=0.1, layer_norm_eps=1e-12,
@@ -84,7 +191,9 @@ class BertEmbeddings(keras.layers.Layer):
         x = (self.word_embeddings(token_ids)
              + ops.expand_dims(self.position_embeddings(positions), 0)
              + self.token_type_embeddings(segment_ids))
-        return self.dropout(self.layer_norm(x), training=training)
+        x = self.fake_quant_point("sum", x, training)
+        x = self.fake_quant_point("output", self.layer_norm(x), training)
+        return self.dropout(x, training=training)
 
     def get_config(self):
         return {**super().get_config(),
@@ -97,13 +206,15 @@ class BertEmbeddings(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
-class SelfAttention(keras.layers.Layer):
+class SelfAttention(FakeQuantPoints, keras.layers.Layer):
     """Multi-head self-attention returning (context, pre-softmax scores).
 
     `call(hidden, bias)` with `bias` the additive mask of `attention_bias`.
     The scores are QK^T/sqrt(d_head) + bias, shape [batch, heads, T, T]; the
     softmax runs in float32 under mixed precision.
     """
+
+    FAKE_QUANT_POINTS = ("query", "key", "value", "scores", "probs", "context")
 
     def __init__(self, hidden_size, num_heads, dropout=0.1,
                  initializer_range=0.02, **kwargs):
@@ -133,15 +244,18 @@ class SelfAttention(keras.layers.Layer):
         return ops.transpose(x, (0, 2, 1, 3))  # [batch, heads, T, d]
 
     def call(self, hidden, bias, training=None):
-        q = self._split_heads(self.query(hidden))
-        k = self._split_heads(self.key(hidden))
-        v = self._split_heads(self.value(hidden))
+        q, k, v = (self._split_heads(self.fake_quant_point(
+            name, dense(hidden), training)) for name, dense in (
+            ("query", self.query), ("key", self.key), ("value", self.value)))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         scores = scores * ops.cast(1.0 / math.sqrt(self.head_size), scores.dtype)
         scores = scores + ops.cast(bias, scores.dtype)
-        probs = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1),
-                         v.dtype)
+        quantized_scores = self.fake_quant_point("scores", scores, training)
+        probs = ops.cast(ops.softmax(ops.cast(quantized_scores, "float32"),
+                                     axis=-1), v.dtype)
+        probs = self.fake_quant_point("probs", probs, training)
         context = ops.matmul(self.dropout(probs, training=training), v)
+        context = self.fake_quant_point("context", context, training)
         context = ops.transpose(context, (0, 2, 1, 3))
         batch, length = ops.shape(context)[0], ops.shape(context)[1]
         return ops.reshape(context, (batch, length, self.hidden_size)), scores
@@ -153,8 +267,12 @@ class SelfAttention(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
     """Post-LayerNorm BERT block: returns (output, attention scores)."""
+
+    FAKE_QUANT_POINTS = ("attention_output", "attention_residual", "attended",
+                         "intermediate", "activation", "output_dense",
+                         "output_residual", "output")
 
     def __init__(self, hidden_size, num_heads, intermediate_size,
                  hidden_act="gelu", hidden_dropout=0.1, attention_dropout=0.1,
@@ -199,14 +317,21 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build(hidden_shape)
 
     def call(self, hidden, bias, training=None):
+        quant = self.fake_quant_point  # identity unless fake quant is on
         context, scores = self.attention(hidden, bias, training=training)
-        attended = self.attention_layer_norm(
-            hidden + self.dropout(self.attention_output(context),
-                                  training=training))
-        inner = self.activation(self.intermediate(attended))
-        output = self.output_layer_norm(
-            attended + self.dropout(self.output_dense(inner),
-                                    training=training))
+        attention_output = quant("attention_output",
+                                 self.attention_output(context), training)
+        attended = quant("attended", self.attention_layer_norm(quant(
+            "attention_residual",
+            hidden + self.dropout(attention_output, training=training),
+            training)), training)
+        inner = quant("intermediate", self.intermediate(attended), training)
+        inner = quant("activation", self.activation(inner), training)
+        output_dense = quant("output_dense", self.output_dense(inner), training)
+        output = quant("output", self.output_layer_norm(quant(
+            "output_residual",
+            attended + self.dropout(output_dense, training=training),
+            training)), training)
         return output, scores
 
     def get_config(self):
