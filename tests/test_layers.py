@@ -171,3 +171,18 @@ def test_doctests():
     import doctest
     from tinybert_tf import layers
     assert doctest.testmod(layers).failed == 0
+
+
+def test_weights_are_initialised_independently():
+    from tinybert_tf.backbone import BertBackbone, dummy_inputs
+    from tinybert_tf.config import BertConfig
+    model = BertBackbone(BertConfig(vocab_size=40, hidden_size=16, num_layers=1,
+                                    num_heads=2, intermediate_size=32))
+    model(dummy_inputs())
+    attention = model.transformer_layers[0].attention
+    q, k, v = (np.asarray(d.kernel) for d in (attention.query, attention.key,
+                                              attention.value))
+    assert not np.allclose(q, k) and not np.allclose(k, v)
+    emb = model.embeddings
+    assert not np.allclose(np.asarray(emb.word_embeddings.embeddings)[:8],
+                           np.asarray(emb.position_embeddings.embeddings)[:8])

@@ -22,12 +22,22 @@ from keras import ops
 
 
 def _initializer(initializer_range):
+    # A fresh instance per weight: Keras 3 gives every weight that shares one
+    # unseeded initializer instance the same values (Q = K = V at init).
     return keras.initializers.TruncatedNormal(stddev=initializer_range)
+
+
+def exact_gelu(x):
+    """BERT's erf GELU, computed in float32: under mixed_bfloat16, TF's erf
+    in bfloat16 is ~5x slower on CPU (a no-op cast for float32 inputs)."""
+    x = ops.convert_to_tensor(x)
+    return ops.cast(keras.activations.gelu(ops.cast(x, "float32"),
+                                           approximate=False), x.dtype)
 
 
 def get_activation(name):
     if name == "gelu":  # BERT's exact (erf) GELU
-        return lambda x: keras.activations.gelu(x, approximate=False)
+        return exact_gelu
     if name == "gelu_new":
         return lambda x: keras.activations.gelu(x, approximate=True)
     return keras.activations.get(name)
@@ -73,15 +83,18 @@ class FakeQuant(keras.layers.Layer):
 
     def build(self, input_shape=None):
         low, high = self.fixed_range or (0.0, 0.0)
+        # "mean": under tf.distribute every replica updates the range.
         self.range_min = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(low),
-            trainable=False, autocast=False, name="range_min")
+            trainable=False, autocast=False, aggregation="mean",
+            name="range_min")
         self.range_max = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(high),
-            trainable=False, autocast=False, name="range_max")
+            trainable=False, autocast=False, aggregation="mean",
+            name="range_max")
         self.seen = self.add_weight(shape=(), initializer="zeros",
                                     trainable=False, autocast=False,
-                                    name="seen")
+                                    aggregation="mean", name="seen")
 
     def call(self, x, training=None):
         if self.fixed_range is None and (training or self.calibrating):
@@ -161,15 +174,14 @@ class BertEmbeddings(FakeQuantPoints, keras.layers.Layer):
         self.dropout_rate = dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        init = _initializer(initializer_range)
         self.word_embeddings = keras.layers.Embedding(
-            vocab_size, hidden_size, embeddings_initializer=init,
+            vocab_size, hidden_size, embeddings_initializer=_initializer(initializer_range),
             dtype=self.dtype_policy, name="word_embeddings")
         self.position_embeddings = keras.layers.Embedding(
-            max_position_embeddings, hidden_size, embeddings_initializer=init,
+            max_position_embeddings, hidden_size, embeddings_initializer=_initializer(initializer_range),
             dtype=self.dtype_policy, name="position_embeddings")
         self.token_type_embeddings = keras.layers.Embedding(
-            type_vocab_size, hidden_size, embeddings_initializer=init,
+            type_vocab_size, hidden_size, embeddings_initializer=_initializer(initializer_range),
             dtype=self.dtype_policy, name="token_type_embeddings")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
@@ -227,9 +239,8 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
         self.head_size = hidden_size // num_heads
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
-        init = _initializer(initializer_range)
         self.query, self.key, self.value = (
-            keras.layers.Dense(hidden_size, kernel_initializer=init,
+            keras.layers.Dense(hidden_size, kernel_initializer=_initializer(initializer_range),
                                dtype=self.dtype_policy, name=name)
             for name in ("query", "key", "value"))
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
@@ -286,21 +297,20 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        init = _initializer(initializer_range)
         policy = self.dtype_policy
         self.attention = SelfAttention(hidden_size, num_heads, attention_dropout,
                                        initializer_range, dtype=policy,
                                        name="attention")
         self.attention_output = keras.layers.Dense(
-            hidden_size, kernel_initializer=init, dtype=policy,
+            hidden_size, kernel_initializer=_initializer(initializer_range), dtype=policy,
             name="attention_output")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
         self.intermediate = keras.layers.Dense(
-            intermediate_size, kernel_initializer=init, dtype=policy,
+            intermediate_size, kernel_initializer=_initializer(initializer_range), dtype=policy,
             name="intermediate")
         self.output_dense = keras.layers.Dense(
-            hidden_size, kernel_initializer=init, dtype=policy,
+            hidden_size, kernel_initializer=_initializer(initializer_range), dtype=policy,
             name="output_dense")
         self.output_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="output_layer_norm")
