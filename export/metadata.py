@@ -21,6 +21,7 @@ metadata.read_vocabulary(with_metadata)  # ['[PAD]', '[UNK]', ...]
 ```
 """
 
+import gc
 import os
 import sys
 import tempfile
@@ -137,7 +138,13 @@ def add_text_classifier_metadata(model_buffer, vocabulary, label_names):
             labels=metadata_writer.Labels().add(
                 [str(name) for name in label_names],
                 exported_filename=LABELS_FILE))
-        model_with_metadata, _ = writer.populate()
+        try:
+            model_with_metadata, _ = writer.populate()
+        finally:
+            # The writer's __del__ needs the os module; collected at
+            # interpreter exit it fails noisily, so release it now.
+            del writer
+            gc.collect()
     return bytes(model_with_metadata)
 
 

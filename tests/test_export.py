@@ -1,0 +1,417 @@
+"""TFLite export: variants, Android signature, metadata, MediaPipe, QAT, trimming.
+
+One tiny classifier (MiniLM vocabulary, 16-d, 1 layer), fitted for a few
+steps on a dozen sentences so its outputs are confident, is exported once
+per module; the tests read that export.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from export import device_tokenizer, metadata, quantize, tflite, vocab_trim
+from tinybert_tf import assets, checkpoint
+from tinybert_tf.backbone import BertBackbone, dummy_inputs
+from tinybert_tf.config import BertConfig
+from tinybert_tf.heads import BertClassifier
+from tinybert_tf.layers import FakeQuant
+from tinybert_tf.tokenizer import BertTextTokenizer
+
+LENGTH = 24
+LABELS = ["business", "sport", "tech"]
+TRAIN = [
+    ("shares and profits rose at the bank", 0),
+    ("the market fell as oil prices climbed", 0),
+    ("the company reported higher sales and profit", 0),
+    ("investors sold shares after the bank results", 0),
+    ("the team won the match in the final minute", 1),
+    ("the striker scored twice in the cup game", 1),
+    ("the coach praised the players after the win", 1),
+    ("the club lost the league match at home", 1),
+    ("the new phone software runs on the chip", 2),
+    ("users can download the app on their computer", 2),
+    ("the internet firm launched a faster network", 2),
+    ("engineers built a robot with a new processor", 2),
+]
+EVAL = [
+    ("profits at the bank fell as shares dropped", 0),
+    ("oil prices and the market rose", 0),
+    ("sales rose and the company made a profit", 0),
+    ("the team lost the cup final", 1),
+    ("the players scored in the league game", 1),
+    ("the coach left the club after the match", 1),
+    ("the app runs on a new computer chip", 2),
+    ("the firm made faster software for the network", 2),
+    ("a robot with a processor and an internet connection", 2),
+]
+
+
+def _vocabulary():
+    return checkpoint.read_vocabulary(
+        os.path.join(assets.minilm_dir(), "vocab.txt"))
+
+
+def _data(tokenizer):
+    train_texts = [t for t, _ in TRAIN]
+    eval_texts = [t for t, _ in EVAL]
+    return tflite.ExportData(
+        train_inputs=tflite._encode(tokenizer, train_texts),
+        eval_inputs=tflite._encode(tokenizer, eval_texts),
+        eval_texts=eval_texts, eval_labels=np.array([y for _, y in EVAL]),
+        eval_split="test", label_names=LABELS, train_texts=train_texts)
+
+
+def _softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    vocabulary = _vocabulary()
+    tokenizer = BertTextTokenizer(vocabulary, sequence_length=LENGTH)
+    data = _data(tokenizer)
+    config = BertConfig(vocab_size=len(vocabulary), hidden_size=16,
+                        num_layers=1, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=64)
+    keras.utils.set_random_seed(0)
+    model = BertClassifier(config, len(LABELS), label_names=LABELS)
+    model(dummy_inputs())
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.train_inputs, np.array([y for _, y in TRAIN]), epochs=30,
+              batch_size=12, verbose=0)
+    student = str(root / "student")
+    checkpoint.save(model, student, vocabulary)
+    output = str(root / "tflite")
+    report = tflite.export_classifier(
+        student, output, data=data, sequence_length=LENGTH,
+        calibration_samples=len(TRAIN), mediapipe_check=len(EVAL),
+        latency_runs=3)
+    return dict(root=root, vocabulary=vocabulary, tokenizer=tokenizer,
+                data=data, student=student, output=output, report=report,
+                model=checkpoint.load_classifier(student))
+
+
+def _read(setup, variant):
+    with open(os.path.join(setup["output"], tflite.model_file_name(variant)),
+              "rb") as f:
+        return f.read()
+
+
+# ------------------------------------------------------------ the export
+
+def test_report_matches_files(setup):
+    with open(os.path.join(setup["output"], tflite.REPORT_FILE)) as f:
+        saved = json.load(f)
+    assert saved == json.loads(json.dumps(setup["report"]))
+    assert set(saved["variants"]) == set(tflite.VARIANTS)
+    for variant, result in saved["variants"].items():
+        assert result["size_bytes"] == len(_read(setup, variant))
+        assert result["median_latency_ms"] > 0
+    assert not [p for p in os.listdir(setup["root"]) if p.startswith(".export")]
+    # ASCII text: the on-device tokenizer gives the training ids.
+    assert saved["device_tokenizer"] == {
+        "texts": len(EVAL), "differ_strip_accents_True": 0,
+        "differ_strip_accents_True_app_normalized": 0,
+        "differ_strip_accents_False": 0}
+
+
+def test_android_signature(setup):
+    from ai_edge_litert.interpreter import Interpreter
+
+    for variant in tflite.VARIANTS:
+        interpreter = Interpreter(model_content=_read(setup, variant))
+        inputs = {d["name"]: d for d in interpreter.get_input_details()}
+        assert sorted(inputs) == sorted(
+            f"serving_default_{name}:0" for name in tflite.INPUT_NAMES)
+        for detail in inputs.values():
+            assert detail["dtype"] == np.int32
+            assert list(detail["shape"]) == [1, LENGTH]
+        (output,) = interpreter.get_output_details()
+        assert output["dtype"] == np.float32
+        assert list(output["shape"]) == [1, len(LABELS)]
+
+
+def test_variants_agree_with_keras(setup):
+    data = setup["data"]
+    logits = setup["model"].predict(data.eval_inputs, verbose=0)
+    expected = _softmax(logits)  # the Keras student, softmax in numpy
+    tolerance = {"float32": 1e-5, "float16": 1e-2}
+    for variant in tflite.VARIANTS:
+        probabilities = tflite.LiteRTClassifier(
+            _read(setup, variant)).predict(data.eval_inputs)
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-2)
+        if variant in tolerance:
+            np.testing.assert_allclose(probabilities, expected,
+                                       atol=tolerance[variant])
+        agreement = np.mean(probabilities.argmax(-1) == expected.argmax(-1))
+        assert agreement >= 8 / 9, variant
+        result = setup["report"]["variants"][variant]
+        assert result["agreement"] == pytest.approx(agreement)
+        assert result["accuracy"] == pytest.approx(np.mean(
+            probabilities.argmax(-1) == data.eval_labels))
+
+
+def test_full_int8_is_integer(setup):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=_read(setup, "full_int8"))
+    dtypes = [d["dtype"] for d in interpreter.get_tensor_details()]
+    floats = sum(d == np.float32 for d in dtypes)
+    assert sum(d == np.int8 for d in dtypes) > 5 * floats
+
+
+def test_metadata_holds_vocabulary_and_labels(setup):
+    for variant in ("float32", "full_int8"):
+        content = _read(setup, variant)
+        assert metadata.read_vocabulary(content) == setup["vocabulary"]
+        assert metadata.read_label_names(content) == LABELS
+
+
+def test_mediapipe_text_classifier_matches_keras(setup):
+    data = setup["data"]
+    keras_top = setup["model"].predict(data.eval_inputs, verbose=0).argmax(-1)
+    for variant in ("float32", "full_int8"):
+        path = os.path.join(setup["output"], tflite.model_file_name(variant))
+        top = tflite.mediapipe_top_classes(path, data.eval_texts)
+        assert np.mean(np.asarray(top) == keras_top) >= 8 / 9, variant
+    assert setup["report"]["variants"]["float32"]["mediapipe_agreement"] == 1.0
+
+
+def test_metadata_parser_version_port():
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+    import flatbuffers
+
+    def version_of(subgraph):
+        model = fb.ModelMetadataT()
+        model.subgraphMetadata = [subgraph]
+        builder = flatbuffers.Builder(0)
+        builder.Finish(model.Pack(builder), b"M001")
+        return metadata.minimum_parser_version(builder.Output())
+
+    assert version_of(fb.SubGraphMetadataT()) == "1.0.0"
+    bert = fb.ProcessUnitT()
+    bert.optionsType = fb.ProcessUnitOptions.BertTokenizerOptions
+    bert.options = fb.BertTokenizerOptionsT()
+    subgraph = fb.SubGraphMetadataT()
+    subgraph.inputProcessUnits = [bert]
+    assert version_of(subgraph) == "1.1.0"
+    subgraph.inputTensorGroups = [fb.TensorGroupT()]
+    assert version_of(subgraph) == "1.2.0"
+
+
+# ------------------------------------------------------------ tokenizer
+
+def test_device_tokenizer_differs_only_by_accents():
+    vocabulary = _vocabulary()
+    assert "café" not in vocabulary and "cafe" in vocabulary
+    texts = ["The market rose, said the BANK's chief.",
+             "A café in Zürich served crème brûlée.",
+             "Plain text with numbers 123 and symbols: £5 & 10%!"]
+    device = device_tokenizer.device_token_ids(texts, vocabulary, LENGTH)
+    ids = {strip: np.asarray(BertTextTokenizer(
+        vocabulary, LENGTH, strip_accents=strip)(texts)["token_ids"])
+        for strip in (True, False)}
+    np.testing.assert_array_equal(device, ids[False])
+    differs = np.any(device != ids[True], axis=1)
+    assert differs.tolist() == [False, True, False]
+    unk = vocabulary.index("[UNK]")
+    assert unk in device[1] and unk not in ids[True][1]
+    normalized = device_tokenizer.device_token_ids(
+        [device_tokenizer.app_normalize(t) for t in texts], vocabulary, LENGTH)
+    np.testing.assert_array_equal(normalized, ids[True])
+
+
+# ------------------------------------------------------------ attention mask
+
+def test_mask_value_choice_is_verified(setup):
+    inputs = setup["data"].eval_inputs
+    assert inputs["padding_mask"].min() == 0  # the texts are padded
+    value, effect = tflite.choose_mask_value(setup["student"], inputs)
+    assert value == tflite.MASK_VALUE_CANDIDATES[0] and effect < 1e-4
+    # The check can fail: a mask of -1 lets padding leak into attention.
+    assert tflite.mask_value_effect(setup["student"], inputs, -1.0) > 1e-3
+    assert setup["report"]["attention_mask_value"]["exported"] == value
+
+
+def test_full_int8_with_bert_mask_constant_collapses(setup, tmp_path):
+    data = setup["data"]
+    calibration = tflite.representative_dataset(data.train_inputs)
+    expected = _softmax(setup["model"].predict(data.eval_inputs, verbose=0))
+    errors = {}
+    for value in (-10000.0, tflite.MASK_VALUE_CANDIDATES[0]):
+        model = checkpoint.load_classifier(setup["student"],
+                                           attention_mask_value=value)
+        saved = tflite.export_saved_model(model, str(tmp_path / str(value)),
+                                          LENGTH)
+        content = tflite.convert(saved, "full_int8", calibration)
+        probabilities = tflite.LiteRTClassifier(content).predict(
+            data.eval_inputs)
+        errors[value] = np.abs(probabilities - expected).max()
+    assert errors[-10000.0] > 2 * errors[tflite.MASK_VALUE_CANDIDATES[0]]
+
+
+# ------------------------------------------------------------ QAT
+
+def _numpy_fake_quant(x, low, high):
+    """TensorFlow's FakeQuantWithMinMaxVars (8 bits), written out."""
+    scale = (high - low) / 255.0
+    zero_point = np.clip(np.round(-low / scale), 0, 255)
+    nudged_low, nudged_high = -zero_point * scale, (255 - zero_point) * scale
+    clipped = np.clip(x, nudged_low, nudged_high)
+    return np.floor((clipped - nudged_low) / scale + 0.5) * scale + nudged_low
+
+
+def test_fake_quant_layer_matches_numpy():
+    x = np.linspace(-3.0, 5.0, 101).astype("float32")
+    layer = FakeQuant(momentum=0.5)
+    out = np.asarray(layer(x, training=True))
+    assert (float(layer.range_min.numpy()), float(layer.range_max.numpy())) \
+        == (-3.0, 5.0)
+    np.testing.assert_allclose(out, _numpy_fake_quant(x, -3.0, 5.0),
+                               atol=1e-5)
+    layer(x * 3.0, training=True)  # EMA: half old, half new range
+    assert float(layer.range_max.numpy()) == pytest.approx(10.0)
+    layer(x * 100.0, training=False)  # inference never moves the range
+    assert float(layer.range_max.numpy()) == pytest.approx(10.0)
+
+
+def test_fake_quant_is_off_by_default(setup):
+    model = setup["model"]
+    assert not quantize.fake_quants(model)
+    names = [w.path for w in model.weights]
+    assert not any("fake_quant" in name for name in names)
+
+
+def test_quantization_aware_finetune_and_export(setup, tmp_path):
+    data = setup["data"]
+    model = checkpoint.load_classifier(setup["student"])
+    before = len(model.weights)
+    history = quantize.quantization_aware_finetune(
+        model, data.train_inputs, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.config.attention_mask_value == quantize.EXPORT_MASK_VALUE
+    ranges = quantize.fake_quant_ranges(model)
+    assert len(model.weights) == before + 3 * len(ranges)
+    assert all(low <= 0 <= high for low, high in ranges.values())
+    # Saved and reloaded: same fake-quantized outputs.
+    qat_dir = str(tmp_path / "qat")
+    quantize.save_qat_checkpoint(model, qat_dir, setup["vocabulary"])
+    reloaded = quantize.load_qat_classifier(qat_dir)
+    np.testing.assert_allclose(
+        reloaded.predict(data.eval_inputs, verbose=0),
+        model.predict(data.eval_inputs, verbose=0), atol=1e-5)
+    # A QAT checkpoint is also a plain float checkpoint.
+    assert not quantize.fake_quants(checkpoint.load_classifier(qat_dir))
+    # The converter takes the learned range of the logits.
+    report = tflite.export_classifier(
+        qat_dir, str(tmp_path / "out"), data=data, variants="full_int8",
+        sequence_length=LENGTH, mediapipe_check=0, tokenizer_check=False,
+        latency_runs=2)
+    assert report["qat_ranges"] and report["variants"]["full_int8"][
+        "agreement"] >= 8 / 9
+    from ai_edge_litert.interpreter import Interpreter
+    with open(str(tmp_path / "out" / "model_full_int8.tflite"), "rb") as f:
+        interpreter = Interpreter(model_content=f.read())
+    low, high = ranges["quantization.classifier.logits"]
+    scales = [d["quantization"][0] for d in interpreter.get_tensor_details()]
+    assert np.isclose(scales, (high - low) / 255.0, rtol=1e-3).any()
+
+
+# ------------------------------------------------------------ trimming
+
+def test_trimmed_model_keeps_training_text_outputs(setup):
+    model, vocabulary = setup["model"], setup["vocabulary"]
+    texts = setup["data"].train_texts
+    trimmed = vocab_trim.trim_classifier(model, vocabulary, texts,
+                                         setup["tokenizer"])
+    kept = set(trimmed.kept_ids.tolist())
+    pieces = setup["tokenizer"].tokenize(texts).flat_values.numpy()
+    assert set(pieces.tolist()) <= kept
+    assert all(vocabulary.index(t) in kept
+               for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "##a"))
+    assert trimmed.vocabulary == [vocabulary[i] for i in sorted(kept)]
+    assert trimmed.model.config.vocab_size == len(kept) < len(vocabulary) / 10
+    trimmed_inputs = tflite._encode(
+        BertTextTokenizer(trimmed.vocabulary, LENGTH), texts)
+    np.testing.assert_array_equal(
+        trimmed.kept_ids[trimmed_inputs["token_ids"]],
+        setup["data"].train_inputs["token_ids"])
+    np.testing.assert_allclose(
+        trimmed.model.predict(trimmed_inputs, verbose=0),
+        model.predict(setup["data"].train_inputs, verbose=0), atol=1e-5)
+
+
+def test_export_with_trimmed_vocabulary(setup, tmp_path):
+    report = tflite.export_classifier(
+        setup["student"], str(tmp_path / "trim"), data=setup["data"],
+        variants="dynamic_int8", sequence_length=LENGTH, trim_vocab=True,
+        mediapipe_check=len(EVAL), tokenizer_check=False, latency_runs=2)
+    result = report["variants"]["dynamic_int8"]
+    assert result["size_bytes"] < result["untrimmed_size_bytes"] / 2
+    with open(str(tmp_path / "trim" / "model_dynamic_int8.tflite"), "rb") as f:
+        vocabulary = metadata.read_vocabulary(f.read())
+    assert len(vocabulary) == report["vocab_trim"]["vocab_size_after"]
+    assert result["mediapipe_agreement"] == 1.0
+
+
+# ------------------------------------------------------------ bad input
+
+def test_checkpoint_without_head_is_refused(setup, tmp_path):
+    backbone = BertBackbone(setup["model"].config)
+    backbone(dummy_inputs())
+    path = str(tmp_path / "backbone")
+    checkpoint.save(backbone, path, setup["vocabulary"])
+    with pytest.raises(ValueError, match="no classification head"):
+        tflite.export_classifier(path, str(tmp_path / "out"),
+                                 data=setup["data"], sequence_length=LENGTH)
+
+
+def test_full_int8_needs_representative_data(setup, tmp_path):
+    with pytest.raises(ValueError, match="representative data"):
+        tflite.convert(str(tmp_path), "full_int8", None)
+    data = tflite.ExportData(**{**setup["data"].__dict__,
+                                "train_inputs": None})
+    with pytest.raises(ValueError, match="representative data"):
+        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
+                                 data=data, variants="full_int8",
+                                 sequence_length=LENGTH)
+
+
+def test_sequence_length_above_max_is_refused(setup, tmp_path):
+    with pytest.raises(ValueError, match="max_position_embeddings=64"):
+        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
+                                 data=setup["data"], sequence_length=65)
+
+
+def test_existing_output_is_refused(setup):
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        tflite.export_classifier(setup["student"], setup["output"],
+                                 data=setup["data"], sequence_length=LENGTH)
+
+
+def test_unknown_variant_is_refused(setup, tmp_path):
+    with pytest.raises(ValueError, match="int4"):
+        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
+                                 data=setup["data"], variants="int4")
+
+
+def test_command_line(setup, tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "\n".join(
+        f"{text},{LABELS[label]}" for text, label in TRAIN + EVAL) + "\n")
+    output = str(tmp_path / "cli")
+    args = ["--checkpoint", setup["student"], "--output", output,
+            "--train-file", str(train), "--variants", "dynamic_int8",
+            "--sequence-length", str(LENGTH), "--eval-split", "dev"]
+    assert tflite.main(args) == 0
+    with open(os.path.join(output, tflite.REPORT_FILE)) as f:
+        assert json.load(f)["label_names"] == LABELS
+    with pytest.raises(FileExistsError):
+        tflite.main(args)
