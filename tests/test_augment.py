@@ -54,9 +54,6 @@ def tiny_masked_lm(vocab_size=len(VOCAB), max_positions=128, seed=0):
                         num_heads=2, intermediate_size=32,
                         max_position_embeddings=max_positions)
     model = BertMaskedLM(config)
-    # Built explicitly: MaskedLMHead.build's argument names do not match its
-    # call() in heads.py, so Keras cannot build it on the first call.
-    model.mlm_head.build((None, None, config.hidden_size))
     model(_inputs([[2, 5, 3]], [[0, 0, 0]], [1]))
     return model
 
@@ -409,8 +406,20 @@ def test_glove_files(glove, tmp_path):
 
 # ---------------------------------------------------------------- CLI
 
-def test_cli_augments_a_tsv_and_copies_other_columns(glove, tmp_path):
+def test_mlm_loads_from_a_checkpoint_with_its_vocabulary(mlm, glove,
+                                                          tmp_path):
+    from tinybert_tf import checkpoint
+    checkpoint.save(mlm, tmp_path / "mlm", VOCAB)
+    loaded = Augmenter(config(), str(tmp_path / "mlm"), glove)
+    assert loaded.vocabulary == VOCAB
+    in_memory = Augmenter(config(), mlm, glove, vocabulary=VOCAB)
+    assert loaded.candidates(SENTENCES) == in_memory.candidates(SENTENCES)
+
+
+def test_cli_augments_a_tsv_and_copies_other_columns(mlm, glove, tmp_path):
+    from tinybert_tf import checkpoint
     from trainers import augment as cli
+    checkpoint.save(mlm, tmp_path / "mlm", VOCAB)
     glove_txt = tmp_path / "glove.txt"
     glove_txt.write_text("\n".join(
         w + " " + " ".join(f"{x:.6f}" for x in glove[w])
@@ -421,8 +430,12 @@ def test_cli_augments_a_tsv_and_copies_other_columns(glove, tmp_path):
     output = tmp_path / "out" / "train_aug.jsonl"
     summary = cli.main(["--input", str(source), "--text-column", "sentence",
                         "--output", str(output), "--glove", str(glove_txt),
-                        "--n", "5", "--no-cache", "--quiet"])
+                        "--mlm", str(tmp_path / "mlm"), "--n", "5",
+                        "--glove-vocab-size", str(GLOVE_SIZE), "--k",
+                        str(TOP_K), "--no-cache", "--quiet"])
     rows = [json.loads(line) for line in output.read_text().splitlines()]
+    # chase: one piece (MLM); dogs, cars, stars, rivers: word + ##s (GloVe)
+    assert (summary["mlm_words"], summary["glove_words"]) == (1, 4)
     assert summary["examples"] == 2
     assert summary["augmented_examples"] == len(rows) > 2
     assert rows[0] == {"id": "1", "sentence": 'Dogs chase "cars".',
@@ -432,7 +445,8 @@ def test_cli_augments_a_tsv_and_copies_other_columns(glove, tmp_path):
     tsv = tmp_path / "train_aug.tsv"
     cli.main(["--input", str(source), "--text-column", "sentence",
               "--output", str(tsv), "--glove", str(glove_txt), "--n", "5",
-              "--no-cache", "--quiet"])
+              "--mlm", str(tmp_path / "mlm"), "--glove-vocab-size",
+              str(GLOVE_SIZE), "--k", str(TOP_K), "--no-cache", "--quiet"])
     with open(tsv, newline="") as f:
         back = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     assert [r["sentence"] for r in back] == [r["sentence"] for r in rows]

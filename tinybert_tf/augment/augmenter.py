@@ -151,22 +151,7 @@ class Augmenter:
         stop_words = self.config.stop_words
         eligible = [[i for i, w in enumerate(ws) if is_replaceable(w, stop_words)]
                     for ws in words]
-        to_mlm, to_glove = [], []  # (sentence, word) pairs
-        if self.masked_lm is None:
-            to_glove = [(s, i) for s, idx in enumerate(eligible) for i in idx]
-            requests = []
-        else:
-            pieces = self.splitter.pieces(words)
-            requests = []
-            for s, idx in enumerate(eligible):
-                flat = [p for word in pieces[s] for p in word]
-                starts = np.cumsum([0] + [len(word) for word in pieces[s]])
-                for i in idx:
-                    if len(pieces[s][i]) == 1:
-                        to_mlm.append((s, i))
-                        requests.append((flat, int(starts[i])))
-                    else:
-                        to_glove.append((s, i))
+        to_mlm, requests, to_glove = self._route(words, eligible)
         predicted = (self.masked_lm(requests, self.config.progress)
                      if requests else [])
         neighbours = self.glove([words[s][i] for s, i in to_glove])
@@ -185,6 +170,25 @@ class Augmenter:
             table[sentence] = SentenceCandidates(
                 words[s], ordered, {i: sources[s][i] for i in ordered})
         return [table[s] for s in sentences]
+
+    def _route(self, words, eligible):
+        """(sentence, word) pairs for the masked LM (with its requests: the
+        sentence's word-pieces and the piece to mask) and for GloVe."""
+        pairs = [(s, i) for s, idx in enumerate(eligible) for i in idx]
+        if self.masked_lm is None:
+            return [], [], pairs
+        pieces = self.splitter.pieces(words)
+        flat = [[p for word in sentence for p in word] for sentence in pieces]
+        starts = [np.cumsum([0] + [len(word) for word in sentence])
+                  for sentence in pieces]
+        to_mlm, requests, to_glove = [], [], []
+        for s, i in pairs:
+            if len(pieces[s][i]) == 1:
+                to_mlm.append((s, i))
+                requests.append((flat[s], int(starts[s][i])))
+            else:
+                to_glove.append((s, i))
+        return to_mlm, requests, to_glove
 
     # ------------------------------------------------------------ dataset
 
@@ -371,6 +375,11 @@ def _resolve_mlm(mlm):
 
 def _resolve_glove(glove, config):
     if isinstance(glove, GloveNeighbours):
+        wanted = (config.top_k, config.glove_vocab_size)
+        if glove.requested != wanted:
+            raise ValueError(
+                f"GloveNeighbours was built for (top_k, vocab_size) = "
+                f"{glove.requested} but the config asks for {wanted}.")
         return glove
     if glove is None or isinstance(glove, (str, os.PathLike)):
         glove = load_glove(glove, limit=config.glove_vocab_size)

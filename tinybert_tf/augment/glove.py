@@ -106,6 +106,7 @@ class GloveNeighbours:
         if not isinstance(vectors, KeyedVectors):
             raise TypeError(f"GloVe vectors must be gensim KeyedVectors, got "
                             f"{type(vectors).__name__}.")
+        self.requested = (top_k, vocab_size)
         size = min(vocab_size, len(vectors))
         if size == 0:
             raise ValueError("The GloVe vectors are empty.")

@@ -19,7 +19,6 @@ Example:
 >>> keras.utils.set_random_seed(0)
 >>> mlm = BertMaskedLM(BertConfig(vocab_size=8, hidden_size=8, num_layers=1,
 ...                                num_heads=2, intermediate_size=16))
->>> mlm.mlm_head.build((None, None, 8))
 >>> _ = mlm({"token_ids": np.ones((1, 4), "int32"),
 ...          "segment_ids": np.zeros((1, 4), "int32"),
 ...          "padding_mask": np.ones((1, 4), "int32"),
