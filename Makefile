@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.py
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m trainers.general $(ARGS)
+	$(PY) -m trainers.pipeline $(ARGS)
 
 test: install
 	$(PY) -m pytest tests -q $(ARGS)

@@ -246,7 +246,8 @@ def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
                          f"student, got {type(student).__name__}.")
     if teacher is None:
         teacher = BertClassifier(student.config, student.num_labels,
-                                 student.head, label_names=student.label_names)
+                                 student.head, label_names=student.label_names,
+                                 pooling=student.pooling)
         teacher(next(_batches(train_inputs, 1)))
         source = checkpoint.model_variables(student)
         for name, (variable, _) in checkpoint.model_variables(teacher).items():

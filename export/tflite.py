@@ -404,7 +404,8 @@ def export_classifier(checkpoint_dir, output_dir, task="bbc_news",
         mask_value: the attention mask constant of the export; default: the
             QAT checkpoint's, else the smallest of MASK_VALUE_CANDIDATES that
             leaves the float outputs unchanged.
-        mediapipe_check: eval texts classified end to end by MediaPipe.
+        mediapipe_check: eval texts classified end to end by MediaPipe
+            (None: all of them; 0: none).
         tokenizer_check: count the eval texts that MediaPipe's on-device
             tokenizer turns into other ids (export/device_tokenizer.py).
         data: an `ExportData` (skips loading the task).
@@ -583,15 +584,18 @@ def _export_variant(saved_model, variant, staging, vocabulary, report,
     result.update(file=model_file_name(variant), size_bytes=len(content),
                   size_mb=round(len(content) / 1e6, 3),
                   conversion_seconds=round(seconds, 1))
-    if mediapipe_check:
+    if mediapipe_check is None or mediapipe_check > 0:
         # MediaPipe tokenizes the raw text itself: this checks the whole
         # on-device path against LiteRT on our tokenizer's ids.
         texts = data.eval_texts[:mediapipe_check]
-        top = mediapipe_top_classes(path, texts)
+        top = np.asarray(mediapipe_top_classes(path, texts))
         ours = LiteRTClassifier(content).predict(
             {k: v[:len(texts)] for k, v in eval_inputs.items()})
-        result["mediapipe_agreement"] = float(np.mean(
-            np.asarray(top) == ours.argmax(-1)))
+        result["mediapipe_examples"] = len(texts)
+        result["mediapipe_agreement"] = float(np.mean(top == ours.argmax(-1)))
+        if data.eval_labels is not None:
+            result["mediapipe_accuracy"] = float(np.mean(
+                top == data.eval_labels[:len(texts)]))
     drop = _drop(report["keras_accuracy"], result["accuracy"])
     result["accuracy_drop_points"] = drop
     result["flagged"] = (drop is not None
@@ -707,6 +711,10 @@ def parse_args(argv=None):
     parser.add_argument("--mask-value", type=float, default=None,
                         help="attention mask constant of the export")
     parser.add_argument("--calibration-samples", type=int, default=200)
+    parser.add_argument("--mediapipe-examples", type=int, default=32,
+                        help="eval texts classified by MediaPipe's "
+                             "TextClassifier (the Android runtime) per "
+                             "variant; -1: all, 0: none")
     return parser.parse_args(argv)
 
 
@@ -724,7 +732,9 @@ def main(argv=None):
         overwrite=args.overwrite, eval_split=args.eval_split,
         max_eval=args.max_eval, max_accuracy_drop=args.max_accuracy_drop,
         strict=args.strict, mask_value=args.mask_value,
-        calibration_samples=args.calibration_samples, **task_options)
+        calibration_samples=args.calibration_samples,
+        mediapipe_check=(None if args.mediapipe_examples < 0
+                         else args.mediapipe_examples), **task_options)
     _log(f"Wrote {len(report['variants'])} models and {REPORT_FILE} to "
          f"{os.path.abspath(args.output)}.")
     return 1 if report["flagged"] else 0

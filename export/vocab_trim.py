@@ -71,7 +71,8 @@ def trim_classifier(model, vocabulary, texts, tokenizer):
     keep = kept_ids(vocabulary, texts, tokenizer)
     trimmed = BertClassifier(model.config.replace(vocab_size=len(keep)),
                              model.num_labels, head=model.head,
-                             label_names=model.label_names)
+                             label_names=model.label_names,
+                             pooling=model.pooling)
     trimmed(dummy_inputs())
     source = checkpoint.model_variables(model)
     word_embeddings = "bert.embeddings.word_embeddings.weight"

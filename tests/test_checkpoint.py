@@ -52,13 +52,15 @@ def assert_same_weights(model, other):
 
 def test_classifier_round_trip_is_exact(tmp_path):
     model = built(BertClassifier(CONFIG, num_labels=3, head="tanh_relu",
-                                 label_names=["neg", "neutral", "pos"]))
+                                 label_names=["neg", "neutral", "pos"],
+                                 pooling="mean"))
     path = tmp_path / "classifier"
     checkpoint.save(model, path, VOCABULARY, extras={"step": 7})
     loaded = checkpoint.load_classifier(path)
     assert loaded.config == CONFIG
-    assert (loaded.num_labels, loaded.head, loaded.label_names) == (
-        3, "tanh_relu", ["neg", "neutral", "pos"])
+    assert (loaded.num_labels, loaded.head, loaded.label_names,
+            loaded.pooling) == (3, "tanh_relu", ["neg", "neutral", "pos"],
+                                "mean")
     assert_same_weights(model, loaded)
     np.testing.assert_array_equal(loaded(INPUTS).numpy(), model(INPUTS).numpy())
     assert checkpoint.read_vocabulary(loaded.vocab_file) == VOCABULARY

@@ -359,6 +359,9 @@ def test_export_with_trimmed_vocabulary(setup, tmp_path):
         vocabulary = metadata.read_vocabulary(f.read())
     assert len(vocabulary) == report["vocab_trim"]["vocab_size_after"]
     assert result["mediapipe_agreement"] == 1.0
+    # MediaPipe classified every eval text: its accuracy is LiteRT's.
+    assert result["mediapipe_examples"] == len(EVAL)
+    assert result["mediapipe_accuracy"] == pytest.approx(result["accuracy"])
 
 
 # ------------------------------------------------------------ bad input

@@ -48,6 +48,25 @@ def test_classifier_heads_match_numpy(head):
                            atol=1e-3)
 
 
+def test_mean_pooling_averages_only_real_tokens():
+    keras.utils.set_random_seed(0)
+    model = BertClassifier(CONFIG, num_labels=3, pooling="mean")
+    outputs = model.forward(INPUTS)
+    sequence = outputs["sequence_output"].numpy()
+    mask = INPUTS["padding_mask"][..., None]
+    mean = (sequence * mask).sum(1) / mask.sum(1)
+    pooled = np.tanh(numpy_dense(mean, model.backbone.pooler))
+    np.testing.assert_allclose(outputs["logits"].numpy(),
+                               numpy_dense(pooled, model.classifier), atol=1e-5)
+    # Padded positions do not count: changing their ids changes nothing.
+    changed = {**INPUTS, "token_ids": INPUTS["token_ids"].copy()}
+    changed["token_ids"][0, 4:] = 20
+    np.testing.assert_allclose(model(changed).numpy()[0],
+                               outputs["logits"].numpy()[0], atol=1e-6)
+    with pytest.raises(ValueError, match="Unknown pooling 'max'"):
+        BertClassifier(CONFIG, num_labels=2, pooling="max")
+
+
 def test_forward_returns_backbone_outputs_and_logits():
     model = classifier("linear")
     outputs = model.forward(INPUTS)
@@ -124,7 +143,8 @@ def test_masked_lm_head_matches_numpy_with_tied_embeddings():
 
 @pytest.mark.parametrize("make, extra", [
     (lambda: BertClassifier(CONFIG, num_labels=3, head="tanh_relu",
-                            classifier_dropout=0.2, label_names=["a", "b", "c"]),
+                            classifier_dropout=0.2, label_names=["a", "b", "c"],
+                            pooling="mean"),
      {}),
     (lambda: BertMaskedLM(CONFIG), {"mask_positions": np.array([[1], [2]])}),
 ], ids=["classifier", "masked_lm"])

@@ -24,6 +24,15 @@ _INSTALL = {
 }
 
 
+def cache_dir(kind):
+    """Where re-runs find their caches: $TINYBERT_TF_CACHE/<kind>, default
+    $XDG_CACHE_HOME/tinybert_tf/<kind> (~/.cache/tinybert_tf/<kind>)."""
+    root = os.environ.get("TINYBERT_TF_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+        "tinybert_tf")
+    return os.path.join(root, kind)
+
+
 def package_dir(module):
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:

@@ -3,9 +3,14 @@
 `StudentCheckpoint` saves the distilled student (with its projections) in the
 project's checkpoint format after every Keras epoch whose logged losses are
 all finite, so a NaN never overwrites the last good checkpoint.
+
+`StepLog` appends the training logs to a CSV file every few steps (Keras's
+`CSVLogger` writes once per epoch): the loss curves of the demo report.
 """
 
+import csv
 import math
+import os
 
 import keras
 
@@ -33,3 +38,39 @@ class StudentCheckpoint(keras.callbacks.Callback):
                         extras={**self.extras, "step": int(
                             distiller.optimizer.iterations.numpy())},
                         overwrite=True)
+
+
+class StepLog(keras.callbacks.Callback):
+    """Appends `step, <logs>` rows to a CSV file every `every` training steps.
+
+    `step` is the optimizer's step count, so a resumed run continues the
+    curve. The logged values are Keras's: running means since the start of
+    the current epoch.
+
+    Example:
+    >>> log = StepLog("logs/steps.csv", every=10)  # model.fit(..., callbacks=[log])
+    """
+
+    def __init__(self, path, every=10):
+        super().__init__()
+        self.path = path
+        self.every = max(1, int(every))
+        self._columns = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every or not logs:
+            return
+        row = {"step": step, **{k: float(v) for k, v in logs.items()}}
+        if self._columns is None:
+            self._columns = list(row)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)),
+                        exist_ok=True)
+            if os.path.exists(self.path):
+                with open(self.path, newline="") as f:
+                    self._columns = next(csv.reader(f), None) or self._columns
+            else:
+                with open(self.path, "w", newline="") as f:
+                    csv.writer(f).writerow(self._columns)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self._columns])

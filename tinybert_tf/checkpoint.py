@@ -390,7 +390,7 @@ def load_backbone(source, **config_overrides):
 
 
 def load_classifier(source, num_labels=None, label_names=None, head=None,
-                    **config_overrides):
+                    pooling=None, **config_overrides):
     """A `BertClassifier` from `source`.
 
     From a fine-tuned checkpoint (one with `classifier.*` tensors) the head is
@@ -412,7 +412,8 @@ def load_classifier(source, num_labels=None, label_names=None, head=None,
                          "pass num_labels to create one.")
     model = BertClassifier(ckpt.config.replace(**config_overrides), num_labels,
                            head=head or extras.get("head", "linear"),
-                           label_names=label_names)
+                           label_names=label_names,
+                           pooling=pooling or extras.get("pooling", "cls"))
     _build(model)
     assign(model, ckpt)
     model.vocab_file = ckpt.vocab_file
@@ -471,7 +472,7 @@ def save(model, directory, vocabulary, extra_weights=None, extras=None,
     tinybert = dict(extras or {})
     if isinstance(model, BertClassifier):
         tinybert.update(num_labels=model.num_labels, head=model.head,
-                        label_names=model.label_names)
+                        pooling=model.pooling, label_names=model.label_names)
         hf_config["architectures"] = ["BertForSequenceClassification"]
         names = model.label_names or [str(i) for i in range(model.num_labels)]
         hf_config["id2label"] = dict(enumerate(names))

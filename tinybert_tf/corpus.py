@@ -203,9 +203,8 @@ def cache_key(sources, tokenizer, short_seq_prob, seed, max_documents):
 
 
 def default_cache_dir():
-    return os.path.join(os.environ.get("XDG_CACHE_HOME",
-                                       os.path.expanduser("~/.cache")),
-                        "tinybert_tf", "corpus")
+    from tinybert_tf import assets
+    return assets.cache_dir("corpus")
 
 
 def build_cache(sources, tokenizer, cache_dir=None, doc_format="auto",

@@ -21,6 +21,7 @@ from tinybert_tf.backbone import BertBackbone, dummy_inputs
 from tinybert_tf.layers import FakeQuantPoints, get_activation
 
 CLASSIFIER_HEADS = ("linear", "tanh_relu")
+POOLINGS = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
@@ -30,6 +31,10 @@ class BertClassifier(FakeQuantPoints, keras.Model):
     `head="linear"` is BERT's: logits = W . dropout(tanh(pooler(h_CLS))).
     `head="tanh_relu"` is the official TinyBERT code's:
     logits = W . relu(tanh(pooler(h_CLS))).
+    `pooling="mean"` feeds the pooler the mean of the non-padded tokens'
+    last hidden states instead of h_CLS (as sentence-transformers do): a
+    briefly general-distilled student's [CLS] state barely depends on the
+    input, its token states do.
 
     `call` returns the logits; `forward` returns the backbone's outputs
     plus `logits`, which is what distillation consumes.
@@ -39,11 +44,15 @@ class BertClassifier(FakeQuantPoints, keras.Model):
     FAKE_QUANT_POINTS = ("pooled", "logits")
 
     def __init__(self, config, num_labels, head="linear",
-                 classifier_dropout=None, label_names=None, **kwargs):
+                 classifier_dropout=None, label_names=None, pooling="cls",
+                 **kwargs):
         super().__init__(**kwargs)
         if head not in CLASSIFIER_HEADS:
             raise ValueError(f"Unknown classifier head {head!r}; expected one "
                              f"of {CLASSIFIER_HEADS}.")
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {pooling!r}; expected one of "
+                             f"{POOLINGS}.")
         if num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {num_labels}.")
         if label_names is not None and len(label_names) != num_labels:
@@ -54,6 +63,7 @@ class BertClassifier(FakeQuantPoints, keras.Model):
         self.config = self.backbone.config
         self.num_labels = num_labels
         self.head = head
+        self.pooling = pooling
         self.label_names = list(label_names) if label_names else None
         self.classifier_dropout = (self.config.hidden_dropout
                                    if classifier_dropout is None
@@ -71,8 +81,14 @@ class BertClassifier(FakeQuantPoints, keras.Model):
 
     def forward(self, inputs, training=None):
         outputs = dict(self.backbone(inputs, training=training))
-        pooled = self.fake_quant_point("pooled", outputs["pooled_output"],
-                                       training)
+        pooled = outputs["pooled_output"]
+        if self.pooling == "mean":
+            mask = ops.cast(inputs["padding_mask"],
+                            outputs["sequence_output"].dtype)[..., None]
+            mean = (ops.sum(outputs["sequence_output"] * mask, axis=1)
+                    / ops.maximum(ops.sum(mask, axis=1), 1.0))
+            pooled = self.backbone.pooler(mean)
+        pooled = self.fake_quant_point("pooled", pooled, training)
         if self.head == "tanh_relu":
             pooled = ops.relu(pooled)
         logits = self.fake_quant_point(
@@ -86,7 +102,7 @@ class BertClassifier(FakeQuantPoints, keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "num_labels": self.num_labels,
-                "head": self.head,
+                "head": self.head, "pooling": self.pooling,
                 "classifier_dropout": self.classifier_dropout,
                 "label_names": self.label_names, "name": self.name,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}

@@ -148,7 +148,7 @@ def run(args):
     import tensorflow as tf
 
     from tinybert_tf import assets, checkpoint
-    from tinybert_tf.callbacks import StudentCheckpoint
+    from tinybert_tf.callbacks import StepLog, StudentCheckpoint
     from tinybert_tf.corpus import build_cache, cache_info, make_dataset
     from tinybert_tf.distiller import Distiller
     from tinybert_tf.distribute import is_chief, make_strategy, set_precision
@@ -229,6 +229,7 @@ def run(args):
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.CSVLogger(os.path.join(logs, "training_log.csv"),
                                   append=True),
+        StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
         keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
                                     update_freq=max(1, chunk // 10)),
     ]

@@ -29,9 +29,8 @@ FORMAT_VERSION = "tinybert_tf.augment/1"
 
 
 def default_cache_dir():
-    root = os.environ.get("TINYBERT_TF_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "tinybert_tf")
-    return os.path.join(root, "augment")
+    from tinybert_tf import assets
+    return assets.cache_dir("augment")
 
 
 def digest(*parts):

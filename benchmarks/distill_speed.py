@@ -1,0 +1,368 @@
+"""Speed of one TinyBERT general-distillation step (`Distiller.train_step`).
+
+The TF counterpart of the PyTorch reference
+`/work/shared/reference-bench/torch_distill_step.py`: same inputs (real text
+from the reference's `common.distill_text_pairs`, seed 42, batch 32, seq 128),
+same step (teacher forward in inference mode, student forward with dropout,
+attention + hidden losses with one shared projection, backward, global clip
+1.0, AdamW 5e-5), same timing (3 warm-up steps, median of 10) and the same
+JSON field names, printed as ONE line on stdout.
+
+    python benchmarks/distill_speed.py                                  # MiniLM (real) -> 3L-312
+    python benchmarks/distill_speed.py --student tinybert-3l-192d       # our default student
+    python benchmarks/distill_speed.py --teacher bert-base --student tinybert-4l-312d
+    python benchmarks/distill_speed.py --dtype bfloat16                 # mixed_bfloat16 policy
+    python benchmarks/distill_speed.py --matmul-peak                    # this machine's matmul FLOP/s
+    python benchmarks/distill_speed.py --compare OUT/*.jsonl            # ours vs reference table
+
+Each step is one call of the compiled `distiller.train_function` on a
+pre-tokenized batch, timed until its loss is read back. `--phases` also times
+the parts of the step as separate compiled functions (teacher forward, student
+forward, forward + loss, gradients) and reports their differences under the
+reference's phase names.
+
+FLOPs of a step (multiply-add = 2 FLOPs; B batch, T sequence, per encoder of
+L layers, width H, FFN width F):
+    encoder forward = L * B * T * (8 H^2 + 4 H F + 4 T H)
+        (Q, K, V and output projections 4 * 2H^2; FFN 2 * 2HF;
+         QK^T and probs @ V 2 * 2TH summed over heads)
+    projections forward = (L_s + 1) * 2 B T H_s H_t   (shared fit_dense)
+    step = teacher forward + 3 * (student forward + projections forward)
+        (backward ~ 2x forward: gradients of inputs and of weights; the
+         teacher has no backward). Embedding look-ups, LayerNorm, softmax,
+         GELU, the losses and AdamW are element-wise and left out.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+REFERENCE_BENCH = os.environ.get("REFERENCE_BENCH",
+                                 "/work/shared/reference-bench")
+STUDENTS = {"3l-312": "tinybert-3l-312d (reference default)",
+            "tinybert-3l-192d": "our default student",
+            "tinybert-4l-312d": "TinyBERT4"}
+
+
+def load_common():
+    """The reference's framework-neutral helpers (text, RSS, statistics)."""
+    if not os.path.exists(os.path.join(REFERENCE_BENCH, "common.py")):
+        raise FileNotFoundError(
+            f"{REFERENCE_BENCH}/common.py not found: set REFERENCE_BENCH to the "
+            "reference-bench folder (it holds the shared input text).")
+    sys.path.insert(0, REFERENCE_BENCH)
+    import common
+    return common
+
+
+# ---------------------------------------------------------------- FLOPs
+
+def encoder_forward_flops(config, batch, seq):
+    h, f = config.hidden_size, config.intermediate_size
+    return config.num_layers * batch * seq * (8 * h * h + 4 * h * f + 4 * seq * h)
+
+
+def step_flops(teacher_config, student_config, batch, seq):
+    """Matmul FLOPs of one distillation step (formula in the module doc)."""
+    projections = ((student_config.num_layers + 1) * 2 * batch * seq
+                   * student_config.hidden_size * teacher_config.hidden_size)
+    return (encoder_forward_flops(teacher_config, batch, seq)
+            + 3 * (encoder_forward_flops(student_config, batch, seq)
+                   + projections))
+
+
+def matmul_peak(tf, dtype, size=2048, chain=8, repeats=7):
+    """Best FLOP/s of `chain` independent [size, size] matmuls in a tf.function."""
+    a = tf.cast(tf.random.normal((chain, size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
+
+    @tf.function
+    def run(a, b):
+        return tf.reduce_sum(tf.cast(tf.matmul(a, b), "float32"))
+
+    run(a, b).numpy()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return chain * 2 * size ** 3 / best
+
+
+# ---------------------------------------------------------------- models
+
+def student_config(name, BertConfig):
+    if name == "3l-312":  # the reference's default: 3 layers of TinyBERT4's width
+        return BertConfig.from_preset("tinybert-4l-312d").replace(num_layers=3)
+    return BertConfig.from_preset(name)
+
+
+def build_models(args):
+    import keras
+    from tinybert_tf import assets, checkpoint
+    from tinybert_tf.backbone import BertBackbone
+    from tinybert_tf.config import BertConfig
+
+    keras.utils.set_random_seed(args.seed)
+    if args.teacher == "minilm":
+        teacher = checkpoint.load_backbone(assets.minilm_dir())
+    else:
+        teacher = BertBackbone(BertConfig.from_preset("bert-base-uncased"))
+    student = BertBackbone(student_config(args.student, BertConfig))
+    return teacher, student
+
+
+def make_batches(tf, common, vocab_file, n_batches, batch, seq, seed):
+    from tinybert_tf.tokenizer import BertTextTokenizer
+
+    pairs = common.distill_text_pairs(n_batches * batch, seed=seed)
+    tokenizer = BertTextTokenizer(vocab_file, sequence_length=seq)
+    encoded = tokenizer([a for a, _ in pairs], [b for _, b in pairs])
+    batches = [{name: tf.identity(value[i * batch:(i + 1) * batch])
+                for name, value in encoded.items()} for i in range(n_batches)]
+    pad_fraction = 1.0 - float(tf.reduce_mean(
+        tf.cast(encoded["padding_mask"], "float32")))
+    return batches, pad_fraction, common.word_count(a + " " + b for a, b in pairs)
+
+
+def time_calls(function, batches, warmup):
+    """Seconds per call of `function(batch)` (result read back) after warm-up."""
+    times, values = [], []
+    for i, batch in enumerate(batches):
+        start = time.perf_counter()
+        values.append(float(function(batch)))
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times, values
+
+
+def phase_times(tf, distiller, batches, warmup, jit_compile):
+    """Parts of the step compiled on their own; phases are their differences."""
+    compile_ = lambda f: tf.function(f, jit_compile=bool(jit_compile))
+    total = lambda out: tf.add_n([tf.reduce_sum(tf.cast(t, "float32"))
+                                  for t in out["hidden_states"]])
+
+    @compile_
+    def teacher_forward(x):
+        return total(distiller.teacher(x, training=distiller.teacher_training))
+
+    @compile_
+    def student_forward(x):
+        return total(distiller.student(x, training=True))
+
+    @compile_
+    def forward_and_loss(x):
+        return distiller._losses_for(x, training=True)["loss"]
+
+    @compile_
+    def gradients(x):
+        variables = distiller.train_variables
+        with tf.GradientTape() as tape:
+            loss = distiller._losses_for(x, training=True)["loss"]
+        return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, variables)])
+
+    med = {}
+    for name, fn in (("teacher", teacher_forward), ("student", student_forward),
+                     ("forward_loss", forward_and_loss), ("gradients", gradients)):
+        med[name] = statistics.median(time_calls(fn, batches, warmup)[0])
+    return med
+
+
+# ---------------------------------------------------------------- main
+
+def run(args):
+    import keras
+    import tensorflow as tf
+
+    common = load_common()
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    policy = "mixed_bfloat16" if args.dtype == "bfloat16" else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+
+    from tinybert_tf import assets
+    from tinybert_tf.distiller import Distiller
+    from tinybert_tf.schedules import adamw
+
+    t_setup = time.perf_counter()
+    teacher, student = build_models(args)
+    distiller = Distiller(teacher, student)
+    jit = {"false": False, "true": True, "auto": "auto"}[args.jit_compile]
+    distiller.compile(optimizer=adamw(args.lr, clipnorm=args.clip),
+                      jit_compile=jit)
+    distiller.make_train_function()
+    n_batches = args.warmup + args.steps
+    vocab = os.path.join(assets.minilm_dir(), "vocab.txt")
+    batches, pad_fraction, n_words = make_batches(
+        tf, common, vocab, n_batches, args.batch, args.seq, args.seed)
+    setup_s = time.perf_counter() - t_setup
+
+    rss_before = common.current_rss_mb()
+    step = lambda batch: distiller.train_function(iter([batch]))["loss"]
+    times, losses = time_calls(step, batches, args.warmup)
+    if not all(math.isfinite(x) for x in losses):
+        raise SystemExit(f"non-finite loss: {losses}")
+    st = common.stats(times)
+
+    t_cfg, s_cfg = teacher.config, student.config
+    k = distiller.mapping.teacher_layers // distiller.mapping.student_layers
+    flops = step_flops(t_cfg, s_cfg, args.batch, args.seq)
+    result = {
+        "bench": "tf_distill_step",
+        "framework": f"tensorflow {tf.__version__} + keras {keras.__version__}",
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "batch": args.batch, "seq": args.seq,
+        "dtype_policy": policy,
+        "jit_compile": distiller.jit_compile,
+        "teacher": {"kind": args.teacher, "layers": t_cfg.num_layers,
+                    "hidden": t_cfg.hidden_size, "heads": t_cfg.num_heads,
+                    "ffn": t_cfg.intermediate_size,
+                    "params": teacher.count_params(),
+                    "mode": "inference" if not distiller.teacher_training else "dropout"},
+        "student": {"layers": s_cfg.num_layers, "hidden": s_cfg.hidden_size,
+                    "heads": s_cfg.num_heads, "ffn": s_cfg.intermediate_size,
+                    "params": student.count_params(),
+                    "fit_dense_params": sum(d.count_params() for d in distiller.projections)},
+        "k": k,
+        "att_map": [t for _, t in distiller.mapping.attention_pairs()],
+        "hid_map": [t for _, t in distiller.mapping.hidden_pairs(include_embeddings=True)],
+        "warmup_steps": args.warmup, "timed_steps": args.steps,
+        "step_s": st,
+        "examples_per_s": args.batch / st["median"],
+        "tokens_per_s": args.batch * args.seq / st["median"],
+        "step_gflop": flops / 1e9,
+        "achieved_gflop_per_s": flops / st["median"] / 1e9,
+        "loss_first": losses[0], "loss_last": losses[-1],
+        "data": {"source": "lee_background.cor + enwiki excerpt (gensim test data)",
+                 "pad_fraction": pad_fraction, "words": n_words},
+        "setup_s": setup_s,
+        "rss_before_steps_mb": rss_before,
+        # Before --phases / --matmul-peak add their own allocations.
+        "peak_rss_mb": common.peak_rss_mb(),
+    }
+    if args.phases:
+        med = phase_times(tf, distiller, batches, args.warmup, distiller.jit_compile)
+        result["phase_median_s"] = {
+            "teacher_forward": med["teacher"], "student_forward": med["student"],
+            "loss": med["forward_loss"] - med["teacher"] - med["student"],
+            "backward": med["gradients"] - med["forward_loss"],
+            "clip_and_optimizer": st["median"] - med["gradients"]}
+        result["phase_method"] = ("parts compiled separately; loss, backward and "
+                                  "clip_and_optimizer are differences of medians")
+    if args.matmul_peak:
+        peak = matmul_peak(tf, "bfloat16" if args.dtype == "bfloat16" else "float32")
+        result["matmul_peak_gflop_per_s"] = peak / 1e9
+        result["fraction_of_matmul_peak"] = flops / st["median"] / peak
+    result["machine"] = common.machine_info()
+    common.emit(common.round_floats(result))
+    return result
+
+
+def peak_only(args):
+    import tensorflow as tf
+    common = load_common()
+    result = {"bench": "tf_matmul_peak", "size": 2048,
+              "framework": f"tensorflow {tf.__version__}"}
+    for dtype in ("float32", "bfloat16"):
+        result[f"{dtype}_gflop_per_s"] = matmul_peak(tf, dtype) / 1e9
+    result["machine"] = common.machine_info()
+    common.emit(common.round_floats(result))
+
+
+# ---------------------------------------------------------------- comparison
+
+def compare(paths):
+    """Markdown table: each TF file against the reference file it names.
+
+    s/step is the median over runs of each run's median step; examples/s and
+    the ratio (reference s/step / ours) derive from it. A TF file `tf_<config>_<dtype>.jsonl` is compared with `<config>.jsonl`
+    (the reference's naming) in the same folder.
+    """
+    sys.path.insert(0, REFERENCE_BENCH)
+    from summarize import load
+
+    def median(runs, *path):
+        values = []
+        for run in runs:
+            for key in path:
+                run = run.get(key) if isinstance(run, dict) else None
+            if run is not None:
+                values.append(run)
+        return statistics.median(values) if values else None
+
+    rows = ["| config | runs | s/step | examples/s | vs torch fp32 | vs torch bf16 "
+            "| peak RSS MB | GFLOP/s | % of matmul peak |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        runs = load(path)
+        if not runs:
+            continue
+        name = os.path.basename(path).rsplit(".", 1)[0]
+        step = median(runs, "step_s", "median")
+        speed = runs[0]["batch"] / step
+        ratios = []
+        if name.startswith("tf_"):
+            config, dtype = name[3:].rsplit("_", 1)
+            references = [config] + (["torchbf16_" + config] if dtype == "bf16" else [])
+            for ref_name in references:
+                ref_path = os.path.join(os.path.dirname(path), ref_name + ".jsonl")
+                ref = load(ref_path) if os.path.exists(ref_path) else None
+                ratios.append(f"{median(ref, 'step_s', 'median') / step:.2f}x"
+                              if ref else "")
+        ratios += [""] * (2 - len(ratios))
+        flops = median(runs, "achieved_gflop_per_s")
+        peak = median(runs, "fraction_of_matmul_peak")
+        rows.append(
+            f"| {name} | {len(runs)} | {step:.3f} "
+            f"| {speed:.2f} | {ratios[0]} | {ratios[1]} | {median(runs, 'peak_rss_mb'):.0f} "
+            f"| {'' if flops is None else f'{flops:.0f}'} "
+            f"| {'' if peak is None else f'{100 * peak:.0f}%'} |")
+    print("\n".join(rows))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps")
+    ap.add_argument("--teacher", choices=["minilm", "bert-base"], default="minilm",
+                    help="minilm: real all-MiniLM-L6-v2 (6L-384); bert-base: random 12L-768")
+    ap.add_argument("--student", choices=sorted(STUDENTS), default="3l-312",
+                    help="; ".join(f"{k}: {v}" for k, v in STUDENTS.items()))
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="bfloat16 = Keras mixed_bfloat16 policy")
+    ap.add_argument("--jit-compile", choices=["false", "true", "auto"], default="false",
+                    help="XLA for the train step ('auto' means off on CPU)")
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--intra-op-threads", type=int, default=0, help="0: TF default")
+    ap.add_argument("--inter-op-threads", type=int, default=0, help="0: TF default")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time the parts of the step (slower run)")
+    ap.add_argument("--matmul-peak", action="store_true",
+                    help="also measure the matmul peak of the step's dtype")
+    ap.add_argument("--peak-only", action="store_true",
+                    help="only measure float32 and bfloat16 matmul peaks")
+    ap.add_argument("--compare", nargs="+", metavar="JSONL",
+                    help="print ours-vs-reference table from result files")
+    args = ap.parse_args(argv)
+    if args.compare:
+        return compare(args.compare)
+    if args.peak_only:
+        return peak_only(args)
+    if args.steps < 1 or args.warmup < 0:
+        ap.error("--steps must be >= 1 and --warmup >= 0")
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Task-specific training pieces: tf.data inputs, best-on-dev selection,
+fine-tuning (teacher, baseline) and the two task-distillation steps.
+
+`trainers/task.py` strings them together; each piece also works alone.
+
+Example:
+>>> import numpy as np
+>>> from tinybert_tf.config import BertConfig
+>>> from tinybert_tf.heads import BertClassifier
+>>> from tinybert_tf.tasks import Split
+>>> from tinybert_tf.tokenizer import BertTextTokenizer
+>>> from tinybert_tf import task_pipeline
+>>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+>>> tokenizer = BertTextTokenizer(vocab, sequence_length=8)
+>>> split = Split(["good good", "bad", "good", "bad bad"], None,
+...               np.array([1, 0, 1, 0]))
+>>> data = task_pipeline.make_dataset(split, tokenizer, batch_size=2)
+>>> model = BertClassifier(BertConfig(vocab_size=7, hidden_size=8,
+...     num_layers=1, num_heads=2, intermediate_size=16), num_labels=2)
+>>> best = task_pipeline.fine_tune(model, data, data, split.labels,
+...     ("accuracy",), epochs=1, learning_rate=1e-3, verbose=0)
+>>> sorted(best.best_metrics)
+['accuracy']
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tinybert_tf import metrics as metrics_lib
+from tinybert_tf.schedules import WarmupLinearDecay, adamw
+
+_TOKENIZE_CHUNK = 256
+
+
+def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0):
+    """(inputs dict, label) batches of a `tasks.Split`, tokenized once.
+
+    Text is tokenized in chunks by a batched `map`, cached, then (re)shuffled
+    each epoch and batched. Labels are int32 class ids, or float32 values for
+    regression. The dataset knows its length (Keras shows progress, and
+    `steps_per_epoch` below agrees with it).
+    """
+    labels = np.asarray(split.labels)
+    labels = labels.astype("float32" if labels.dtype.kind == "f" else "int32")
+    texts = (tf.constant(split.text_a, tf.string),)
+    if split.text_b is not None:
+        texts += (tf.constant(split.text_b, tf.string),)
+    dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
+    dataset = dataset.batch(_TOKENIZE_CHUNK).map(
+        lambda text, label: (tokenizer(*text), label),
+        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(split)))
+    dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(split), seed=seed,
+                                  reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(num_examples, batch_size):
+    return max(1, math.ceil(num_examples / batch_size))
+
+
+def predict(model, dataset):
+    """The model's outputs (logits) over `dataset`, as float32 numpy."""
+    return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
+
+
+def evaluate(model, dataset, labels, metric_names):
+    """`{metric: value}` of `model` on an unshuffled `dataset` with `labels`."""
+    return metrics_lib.compute_metrics(metric_names, predict(model, dataset),
+                                       labels)
+
+
+class BestOnDev(keras.callbacks.Callback):
+    """Evaluates a model on dev with the task metric and keeps its best weights.
+
+    The model evaluated (`model`) need not be the one being fit: distillation
+    fits a `Distiller` and evaluates its student. Evaluation runs every
+    `every_steps` training steps (0: at the end of each epoch) and after the
+    last step; then the best weights (the first best on ties) are put back.
+
+    Attributes after training: `best_metrics`, `best_step`, `history` (a list
+    of `{"step", **metrics}`).
+    """
+
+    def __init__(self, model, dataset, labels, metric_names, every_steps=0,
+                 verbose=1, name="dev"):
+        super().__init__()
+        self.evaluated_model = model
+        self.dataset = dataset
+        self.labels = labels
+        self.metric_names = metrics_lib.check_metric_names(metric_names)
+        self.primary = metrics_lib.primary_metric(self.metric_names)
+        self.every_steps = every_steps
+        self.verbose = verbose
+        self.name = name
+        self.best_metrics = None
+        self.best_step = None
+        self.history = []
+        self._best_weights = None
+        self._step = 0
+        self._evaluated_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self.every_steps and self._step % self.every_steps == 0:
+            self._evaluate()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every_steps:
+            self._evaluate()
+
+    def on_train_end(self, logs=None):
+        if self._evaluated_at != self._step:
+            self._evaluate()
+        if self._best_weights is not None:
+            self.evaluated_model.set_weights(self._best_weights)
+
+    def _evaluate(self):
+        values = evaluate(self.evaluated_model, self.dataset, self.labels,
+                          self.metric_names)
+        self._evaluated_at = self._step
+        self.history.append({"step": self._step, **values})
+        improved = (self.best_metrics is None
+                    or values[self.primary] > self.best_metrics[self.primary])
+        if improved:
+            self.best_metrics, self.best_step = values, self._step
+            self._best_weights = self.evaluated_model.get_weights()
+        if self.verbose:
+            mark = " (best)" if improved else ""
+            print(f"  step {self._step}: {self.name} {self.primary} "
+                  f"{values[self.primary]:.4f}{mark}", flush=True)
+
+
+def task_loss(num_labels):
+    """Cross-entropy on logits, or MSE for regression (`num_labels == 1`)."""
+    if num_labels == 1:
+        return keras.losses.MeanSquaredError()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def warmup_schedule(learning_rate, total_steps, warmup_fraction):
+    """Linear warm-up over `warmup_fraction` of the steps, then linear decay."""
+    return WarmupLinearDecay(learning_rate, total_steps,
+                             int(warmup_fraction * total_steps))
+
+
+def fine_tune(model, train, dev, dev_labels, metric_names, epochs,
+              learning_rate, warmup_fraction=0.1, weight_decay=0.01,
+              clip_norm=1.0, eval_every=0, verbose=1, name="dev",
+              callbacks=()):
+    """BERT fine-tuning of a `BertClassifier` on gold labels, best on dev kept.
+
+    AdamW with linear warm-up and linear decay; `model` ends with the weights
+    that scored best on dev. Returns the `BestOnDev` callback (its
+    `best_metrics`, `best_step`, `history`).
+    """
+    total = int(train.cardinality()) * epochs
+    optimizer = adamw(warmup_schedule(learning_rate, total, warmup_fraction),
+                      weight_decay, clip_norm)
+    model.compile(optimizer=optimizer, loss=task_loss(model.num_labels))
+    best = BestOnDev(model, dev, dev_labels, metric_names, eval_every,
+                     verbose=verbose, name=name)
+    model.fit(train, epochs=epochs, callbacks=[best, *callbacks], shuffle=False,
+              verbose=_fit_verbose(verbose))
+    return best
+
+
+def distill(distiller, train, epochs, learning_rate, warmup_fraction=0.0,
+            decay=True, weight_decay=0.01, clip_norm=1.0, callbacks=(),
+            verbose=1):
+    """Fits a `Distiller` (either stage) with AdamW; returns the Keras history.
+
+    `warmup_fraction=0, decay=False` is a constant learning rate (TinyBERT's
+    step 1); `warmup_fraction=0.1, decay=True` its step 2.
+    """
+    total = int(train.cardinality()) * epochs
+    schedule = WarmupLinearDecay(learning_rate, total,
+                                 int(warmup_fraction * total), decay=decay)
+    distiller.compile(optimizer=adamw(schedule, weight_decay, clip_norm))
+    return distiller.fit(train, epochs=epochs, callbacks=list(callbacks),
+                         shuffle=False,
+                         verbose=_fit_verbose(verbose))
+
+
+def _fit_verbose(verbose):
+    # One line per epoch: readable in logs and on a terminal alike.
+    return 2 if verbose else 0

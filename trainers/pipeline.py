@@ -1,0 +1,201 @@
+"""The whole TinyBERT job on the embedded default, in one command.
+
+    python -m trainers.pipeline                  # about 40 min on 2 CPU cores
+    python -m trainers.pipeline --quick          # under 10 min, every stage
+    python -m trainers.pipeline --redo task      # run a stage (and the later ones) again
+
+Stages, each a separate process whose outputs stay under --output-dir:
+
+  general  python -m trainers.general: the real MiniLM teacher distilled into
+           the 3-layer student on the gensim Wikipedia + Lee news text
+           -> OUT/general/student
+  task     python -m trainers.task: MiniLM fine-tuned on BBC News (the
+           teacher), GloVe data augmentation, TinyBERT's two distillation
+           steps from the general student, and the same student fine-tuned
+           directly on the labels for comparison -> OUT/task/{teacher,student}
+  export   python -m export.tflite: float32, dynamic-range int8 and full int8
+           TFLite files with MediaPipe metadata, each verified with LiteRT and
+           evaluated on every test article by MediaPipe's TextClassifier
+           -> OUT/export/*.tflite
+  report   python -m trainers.report: the final table, loss curves,
+           attention maps and accuracy/size/latency plots -> OUT/report.md
+
+A stage whose result file exists is skipped (named in the log); `--redo
+STAGE` runs it again, and the stages after it, since they read its output.
+An interrupted run continues where it stopped when started again: general
+distillation from its last checkpoint (BackupAndRestore), the task stage
+from its saved teacher. Outside OUT the run writes only the caches under
+$TINYBERT_TF_CACHE (default ~/.cache/tinybert_tf): the tokenized corpus and
+the augmentation results, reused by later runs.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+STAGES = ("general", "task", "export", "report")
+RESULT_FILES = {"general": "general/report.json", "task": "task/report.json",
+                "export": "export/export_report.json", "report": "report.md"}
+# The stage settings of each mode: flags of the stage's own CLI.
+SETTINGS = {
+    "full": {
+        "general": ["--epochs", "1", "--save-every", "50"],
+        "task": ["--augment", "--aug-n", "4", "--intermediate-epochs", "2",
+                 "--prediction-epochs", "2", "--prediction-lr", "2e-4",
+                 "--baseline-epochs", "10", "--pooling", "mean"],
+        "export": ["--sequence-length", "128"],
+    },
+    "quick": {
+        "general": ["--steps", "30", "--save-every", "10"],
+        "task": ["--quick", "--augment", "--pooling", "mean"],
+        "export": ["--sequence-length", "64"],
+    },
+}
+EXPORT_VARIANTS = "float32,dynamic_int8,full_int8"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m trainers.pipeline",
+        description="General distillation, teacher fine-tuning, augmentation,"
+                    " task distillation, TFLite export and a report, on the "
+                    "embedded default (MiniLM teacher, BBC News).")
+    p.add_argument("--quick", action="store_true",
+                   help="every stage, much smaller (under 10 minutes)")
+    p.add_argument("--output-dir", default=None,
+                   help="default: outputs/demo (outputs/demo-quick with "
+                        "--quick)")
+    p.add_argument("--redo", nargs="+", default=[], metavar="STAGE",
+                   choices=STAGES + ("teacher", "all"),
+                   help="run these stages again although finished (and the "
+                        "stages after them); 'teacher' also fine-tunes the "
+                        "teacher again")
+    for stage in ("general", "task", "export"):
+        p.add_argument(f"--{stage}-args", default="", metavar="FLAGS",
+                       help=f"extra flags for the {stage} stage's command, "
+                            "after the pipeline's own (a later flag wins)")
+    args = p.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = "outputs/demo-quick" if args.quick else "outputs/demo"
+    return args
+
+
+def stages_to_redo(redo):
+    """The stages to run again: each one named and every stage after it."""
+    named = {"task" if s == "teacher" else s for s in redo}
+    if "all" in named:
+        return set(STAGES)
+    first = min((STAGES.index(s) for s in named), default=len(STAGES))
+    return set(STAGES[first:])
+
+
+def stage_command(stage, out, mode, retrain_teacher, extra=()):
+    """The command line of a stage.
+
+    The pipeline runs a stage only when it is unfinished or to be redone, so
+    each gets --overwrite: it replaces the stage's unfinished or old outputs
+    (general distillation still resumes from its backup; the task stage
+    still reuses its fine-tuned teacher).
+    """
+    path = lambda *parts: os.path.join(out, *parts)  # noqa: E731
+    settings = SETTINGS[mode]
+    overwrite = ["--overwrite", *extra]
+    if stage == "general":
+        return (["-m", "trainers.general", "--output-dir", path("general")]
+                + settings["general"] + overwrite)
+    if stage == "task":
+        teacher = ["--retrain-teacher"] if retrain_teacher else []
+        return (["-m", "trainers.task", "--student",
+                 path("general", "student"), "--output-dir", path("task")]
+                + settings["task"] + teacher + overwrite)
+    if stage == "export":
+        return (["-m", "export.tflite", "--checkpoint", path("task", "student"),
+                 "--output", path("export"), "--variants", EXPORT_VARIANTS,
+                 "--mediapipe-examples", "-1"] + settings["export"] + overwrite)
+    return ["-m", "trainers.report", "--output-dir", out]
+
+
+def summary_line(stage, out):
+    """One line on what a finished stage produced."""
+    result = os.path.join(out, RESULT_FILES[stage])
+    if stage == "report":
+        return f"report: {result}"
+    with open(result, encoding="utf-8") as f:
+        report = json.load(f)
+    if stage == "general":
+        losses = report["final_losses"]
+        return (f"general: {report['steps']} steps, {report['examples_per_s']:.1f}"
+                f" examples/s, final loss {losses['loss']:.3f} (attention "
+                f"{losses['attention_loss']:.3f}, hidden "
+                f"{losses['hidden_loss']:.3f}); student in "
+                f"{report['student']['checkpoint']}")
+    if stage == "task":
+        metric = report["primary_metric"]
+        split = "test" if "test" in report["retention"] else "dev"
+        baseline = report.get("baseline") or {}
+        return (f"task: {split} {metric} teacher "
+                f"{report['teacher'][split][metric]:.4f}, student "
+                f"{report['student'][split][metric]:.4f} (retention "
+                f"{report['retention'][split]:.1%}, "
+                f"{report['parameter_ratio']:.1%} of the parameters), "
+                f"direct fine-tuning "
+                f"{baseline.get(split, {}).get(metric, float('nan')):.4f}")
+    variants = ", ".join(
+        f"{name} {v['size_mb']:.1f} MB acc {v['accuracy']:.4f} "
+        f"(MediaPipe {v.get('mediapipe_accuracy', float('nan')):.4f})"
+        for name, v in report["variants"].items())
+    return f"export: {variants}"
+
+
+def run(args):
+    out = args.output_dir
+    mode = "quick" if args.quick else "full"
+    redo = stages_to_redo(args.redo)
+    retrain_teacher = bool({"teacher", "all"} & set(args.redo))
+    os.makedirs(out, exist_ok=True)
+    # TF's start-up INFO lines (oneDNN, ...) would bury the progress bars.
+    env = {"TF_CPP_MIN_LOG_LEVEL": "1", **os.environ}
+    timings = {}
+    for number, stage in enumerate(STAGES, 1):
+        result = os.path.join(out, RESULT_FILES[stage])
+        header = f"[{number}/{len(STAGES)}] {stage}"
+        if stage != "report" and os.path.exists(result) and stage not in redo:
+            print(f"{header}: finished earlier, reusing {result} "
+                  f"(--redo {stage} runs it again)", flush=True)
+            print("  " + summary_line(stage, out), flush=True)
+            continue
+        extra = shlex.split(getattr(args, f"{stage}_args", ""))
+        command = [sys.executable] + stage_command(stage, out, mode,
+                                                   retrain_teacher, extra)
+        print(f"{header}: {' '.join(command[1:])}", flush=True)
+        started = time.time()
+        code = subprocess.call(command, env=env)
+        timings[stage] = time.time() - started
+        if stage == "export" and code == 1 and os.path.exists(result):
+            # export.tflite wrote every file but flags a variant that lost
+            # too much accuracy: the report shows it, the run goes on.
+            print("warning: the export flagged a variant (see above and "
+                  f"{result})", file=sys.stderr, flush=True)
+        elif code != 0:
+            print(f"error: stage {stage} failed (exit status {code}). "
+                  "Finished stages are kept: fix the cause and run the same "
+                  "command again to continue.", file=sys.stderr)
+            return code
+        print(f"  {summary_line(stage, out)} [{timings[stage] / 60:.1f} min]",
+              flush=True)
+    total = sum(timings.values())
+    print(f"Pipeline done in {total / 60:.1f} min "
+          f"({', '.join(f'{k} {v / 60:.1f}' for k, v in timings.items())}).")
+    return 0
+
+
+def main(argv=None):
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
