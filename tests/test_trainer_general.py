@@ -79,3 +79,15 @@ def test_bad_inputs(setup, capsys):
     assert "attention heads" in capsys.readouterr().err
     assert general.main(_argv(root, teacher, student, corpus, root / "bad4",
                               "--mapping", "custom", "--custom-layers", "1,9")) == 2
+
+
+def test_loss_and_layer_weights_from_flags():
+    from argparse import Namespace
+    weights = general.loss_weights_from_args(
+        Namespace(loss_weights="1,0.5,2", layer_weights="1=0.5,3=2"))
+    assert (weights.embedding, weights.attention, weights.hidden) == (1, 0.5, 2)
+    assert weights.layers == {1: 0.5, 3: 2.0}
+    for loss, layer in (("1,2", ""), ("1,x,2", ""), ("1,1,1", "1:2")):
+        with pytest.raises(ValueError, match="--loss-weights"):
+            general.loss_weights_from_args(
+                Namespace(loss_weights=loss, layer_weights=layer))

@@ -106,7 +106,8 @@ def _student_model(source, teacher_config):
     return BertBackbone(config), None
 
 
-def _mapping(args, student_layers, teacher_layers):
+def mapping_from_args(args, student_layers, teacher_layers):
+    """The `LayerMapping` of --mapping/--custom-layers (also trainers.task)."""
     from tinybert_tf.layer_mapping import LayerMapping
     custom = None
     if args.custom_layers:
@@ -114,15 +115,21 @@ def _mapping(args, student_layers, teacher_layers):
     return LayerMapping(student_layers, teacher_layers, args.mapping, custom)
 
 
-def _loss_weights(args):
+def loss_weights_from_args(args):
+    """The `LossWeights` of --loss-weights/--layer-weights (also trainers.task)."""
     from tinybert_tf.distiller import LossWeights
-    parts = [float(x) for x in args.loss_weights.split(",")]
+    try:
+        parts = [float(x) for x in args.loss_weights.split(",")]
+        layers = {int(m): float(w) for m, w in (
+            item.split("=") for item in filter(None, args.layer_weights.split(",")))}
+    except ValueError:
+        raise ValueError(
+            f"--loss-weights {args.loss_weights!r} / --layer-weights "
+            f"{args.layer_weights!r}: expected 3 numbers embedding,attention,"
+            "hidden and items layer=weight, e.g. 1=0.5,3=2.") from None
     if len(parts) != 3:
-        raise ValueError("--loss-weights needs 3 numbers: embedding,attention,hidden")
-    layers = {}
-    for item in filter(None, args.layer_weights.split(",")):
-        m, w = item.split("=")
-        layers[int(m)] = float(w)
+        raise ValueError(f"--loss-weights {args.loss_weights!r}: expected 3 "
+                         "numbers embedding,attention,hidden.")
     return LossWeights(embedding=parts[0], attention=parts[1], hidden=parts[2],
                        layers=layers)
 
@@ -191,10 +198,10 @@ def run(args):
                              f"{teacher_source} have different vocabularies.")
         distiller = Distiller(
             teacher, student,
-            mapping=_mapping(args, student.config.num_layers,
+            mapping=mapping_from_args(args, student.config.num_layers,
                              teacher.config.num_layers),
             stage="intermediate", projection=args.projection,
-            weights=_loss_weights(args),
+            weights=loss_weights_from_args(args),
             attention_loss=AttentionLoss(args.attention_loss),
             hidden_loss=HiddenStateLoss(args.hidden_loss),
             teacher_training=args.teacher_dropout)

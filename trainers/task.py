@@ -165,6 +165,8 @@ def parse_args(argv=None):
                       choices=("official", "exact"))
     loss.add_argument("--loss-weights", default="1,1,1",
                       help="embedding,attention,hidden weights")
+    loss.add_argument("--layer-weights", default="",
+                      help="per student layer weights, e.g. 1=0.5,3=2")
     loss.add_argument("--temperature", type=float, default=1.0)
     loss.add_argument("--prediction-reduction", default="official",
                       choices=("official", "per_example"))
@@ -406,26 +408,6 @@ def clone_classifier(model, weights):
     return copy
 
 
-def _mapping(args, student_layers, teacher_layers):
-    from tinybert_tf.layer_mapping import LayerMapping
-    custom = None
-    if args.custom_layers:
-        custom = [int(x) for x in args.custom_layers.split(",")]
-    return LayerMapping(student_layers, teacher_layers, args.mapping, custom)
-
-
-def _loss_weights(args):
-    from tinybert_tf.distiller import LossWeights
-    try:
-        parts = [float(x) for x in args.loss_weights.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3:
-        raise ValueError(f"--loss-weights {args.loss_weights!r}: expected 3 "
-                         "numbers embedding,attention,hidden.")
-    return LossWeights(embedding=parts[0], attention=parts[1], hidden=parts[2])
-
-
 # ------------------------------------------------------------------ augmentation
 
 def augment_train(args, task, sequence_length):
@@ -657,6 +639,7 @@ def run(args):
     from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.metrics import primary_metric
     from tinybert_tf.tokenizer import BertTextTokenizer
+    from trainers.general import loss_weights_from_args, mapping_from_args
 
     paths = check_output(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -689,9 +672,9 @@ def run(args):
         student, student_ckpt, student_desc = make_student(
             args, teacher_ckpt.config, tokenizer, task)
         initial_weights = student.get_weights()
-        mapping = _mapping(args, student.config.num_layers,
+        mapping = mapping_from_args(args, student.config.num_layers,
                            teacher_ckpt.config.num_layers)
-        loss_weights = _loss_weights(args)
+        loss_weights = loss_weights_from_args(args)
         teacher = None
         if teacher_status != "fine-tuned":
             teacher = load_fine_tuned_teacher(teacher_ckpt, task)
