@@ -49,7 +49,8 @@ def files(tmp_path_factory):
 
 
 def _argv(files, out, *extra, train=None, dev=None):
-    return ["--teacher", files["teacher"], "--student", files["student"],
+    return ["--no-augment",
+            "--teacher", files["teacher"], "--student", files["student"],
             "--train-file", train or files["train"],
             "--dev-file", dev or files["dev"], "--test-file", files["test"],
             "--sequence-length", "16", "--batch-size", "8",
@@ -109,6 +110,8 @@ def test_end_to_end_writes_student_teacher_and_report(files, finished_run):
                   "total"):
         assert report["wall_time_s"][stage] >= 0
     assert report["augmentation"]["augmented_examples"] == 48
+    assert (report["baseline"]["train_data"], report["baseline"]["epochs"]) == (
+        "original", 1)
     # The student kept is the best on dev among the evaluations made.
     best = max(h["accuracy"] for h in report["student"]["dev_history"])
     assert report["student"]["dev"]["accuracy"] == pytest.approx(best)

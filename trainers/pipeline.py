@@ -44,14 +44,12 @@ RESULT_FILES = {"general": "general/report.json", "task": "task/report.json",
 SETTINGS = {
     "full": {
         "general": ["--epochs", "1", "--save-every", "50"],
-        "task": ["--augment", "--aug-n", "4", "--intermediate-epochs", "2",
-                 "--prediction-epochs", "2", "--prediction-lr", "2e-4",
-                 "--baseline-epochs", "10", "--pooling", "mean"],
+        "task": [],  # trainers.task's "fast" recipe
         "export": ["--sequence-length", "128"],
     },
     "quick": {
         "general": ["--steps", "30", "--save-every", "10"],
-        "task": ["--quick", "--augment", "--pooling", "mean"],
+        "task": ["--quick"],
         "export": ["--sequence-length", "64"],
     },
 }

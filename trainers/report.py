@@ -104,7 +104,8 @@ def build_table(results, latencies, sizes):
          "size_mb": sizes["student"], "latency_ms": latencies["student"],
          "examples": examples}]
     if task.get("baseline"):
-        rows.append({"model": "same student, fine-tuned on labels only",
+        data = task["baseline"]["train_data"]
+        rows.append({"model": f"same student, trained on labels only ({data} data)",
                      "accuracy": task["baseline"][split][metric],
                      "parameters": task["baseline"]["parameters"],
                      "size_mb": sizes["student"],
@@ -263,7 +264,9 @@ def _stage_sections(results, wall_times):
     ]
     if task.get("baseline"):
         lines.append(
-            f"   The same student fine-tuned directly on the labels: "
+            f"   The same student trained directly on the labels of the same "
+            f"{task['baseline']['train_data']} data for "
+            f"{task['baseline']['epochs']} epochs: "
             f"{task['baseline'][split][metric]:.4f} (distillation gain "
             f"{task['distillation_gain'][split]:+.4f}).")
     lines += [
