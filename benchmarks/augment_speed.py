@@ -276,12 +276,13 @@ def build_mlm(args, vocab_size):
     import keras
     from tinybert_tf.backbone import dummy_inputs
     from tinybert_tf.config import BertConfig
+    from tinybert_tf.backbone import BertBackbone
     from tinybert_tf.heads import BertMaskedLM
     keras.utils.set_random_seed(args.seed)
     config = BertConfig(vocab_size=vocab_size, hidden_size=args.mlm_hidden,
                         num_layers=args.mlm_layers, num_heads=args.mlm_heads,
                         intermediate_size=args.mlm_ffn)
-    mlm = BertMaskedLM(config)
+    mlm = BertMaskedLM(BertBackbone(config))
     inputs = dummy_inputs()
     inputs["mask_positions"] = keras.ops.zeros((1, 1), "int32")
     mlm(inputs)

@@ -188,13 +188,13 @@ def run(args):
 
     from tinybert_tf import assets
     from tinybert_tf.distiller import Distiller
-    from tinybert_tf.schedules import adamw
+    from tinybert_tf.optimizers import make_optimizer
 
     t_setup = time.perf_counter()
     teacher, student = build_models(args)
     distiller = Distiller(teacher, student)
     jit = {"false": False, "true": True, "auto": "auto"}[args.jit_compile]
-    distiller.compile(optimizer=adamw(args.lr, clipnorm=args.clip),
+    distiller.compile(optimizer=make_optimizer(args.lr, clip_norm=args.clip),
                       jit_compile=jit)
     distiller.make_train_function()
     n_batches = args.warmup + args.steps

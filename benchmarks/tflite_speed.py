@@ -33,6 +33,7 @@ from export import tflite, vocab_trim
 from tinybert_tf import assets, checkpoint
 from tinybert_tf.backbone import dummy_inputs
 from tinybert_tf.config import BertConfig
+from tinybert_tf.backbone import BertBackbone
 from tinybert_tf.heads import BertClassifier
 from tinybert_tf.tokenizer import BertTextTokenizer
 
@@ -55,8 +56,8 @@ def random_classifier(config, seed=0):
     """A classifier whose every tensor holds distinct random values, so that
     the converter cannot store two of them once (it shares identical
     buffers: zero biases, or kernels from one seeded initializer)."""
-    model = BertClassifier(config.replace(
-        attention_mask_value=tflite.MASK_VALUE_CANDIDATES[0]), NUM_LABELS)
+    model = BertClassifier(BertBackbone(config.replace(
+        attention_mask_value=tflite.MASK_VALUE_CANDIDATES[0])), NUM_LABELS)
     model(dummy_inputs())
     rng = np.random.default_rng(seed)
     for variable in model.weights:

@@ -43,23 +43,30 @@ QUANTIZATION_PREFIX = "quantization."
 
 
 def fake_quant_layers(model):
-    """Every layer of `model` (itself included) that has fake-quant points."""
+    """(name prefix, layer) of every layer of `model` with fake-quant points:
+    the classifier head, the embeddings, each block and its attention."""
+    from tinybert_tf.heads import BertClassifier
     from tinybert_tf.layers import FakeQuantPoints
 
-    layers = [model] + list(model._flatten_layers(include_self=False))
-    return [layer for layer in layers if isinstance(layer, FakeQuantPoints)]
+    backbone = getattr(model, "backbone", model)
+    layers = [("classifier." if isinstance(model, BertClassifier) else "",
+               model), ("embeddings.", backbone.embeddings)]
+    for i, block in enumerate(backbone.transformer_layers):
+        layers += [(f"layer.{i}.", block),
+                   (f"layer.{i}.attention.", block.attention)]
+    return [(prefix, layer) for prefix, layer in layers
+            if isinstance(layer, FakeQuantPoints)]
 
 
 def set_attention_mask_value(model, mask_value):
     """Makes `model` (a built BertClassifier/BertBackbone) use `mask_value`.
 
-    The backbone reads `config.attention_mask_value` at every call, so the
-    frozen config is replaced on the model and its backbone.
+    The backbone reads `config.attention_mask_value` at every call, so its
+    frozen config is replaced (a classifier's `config` is its backbone's).
     """
     backbone = getattr(model, "backbone", model)
-    config = backbone.config.replace(attention_mask_value=float(mask_value))
-    backbone.config = config
-    model.config = config
+    backbone.config = backbone.config.replace(
+        attention_mask_value=float(mask_value))
 
 
 def enable_fake_quant(model, mask_value=EXPORT_MASK_VALUE, momentum=0.99):
@@ -70,7 +77,7 @@ def enable_fake_quant(model, mask_value=EXPORT_MASK_VALUE, momentum=0.99):
     empty: run `calibrate_fake_quant` (or train) before using the model.
     Returns `model`, changed in place.
     """
-    layers = fake_quant_layers(model)
+    layers = [layer for _, layer in fake_quant_layers(model)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no fake-quant points: "
                          "pass a BertClassifier of tinybert_tf.")
@@ -83,29 +90,10 @@ def enable_fake_quant(model, mask_value=EXPORT_MASK_VALUE, momentum=0.99):
 
 def fake_quants(model):
     """Name -> FakeQuant layer, names stable across builds of one config."""
-    from tinybert_tf.heads import BertClassifier
-
-    named = {}
-    for layer in fake_quant_layers(model):
-        prefix = _layer_prefix(model, layer, BertClassifier)
-        for point, fake_quant in (getattr(layer, "fake_quants", None)
-                                  or {}).items():
-            named[f"{prefix}{point}"] = fake_quant
-    return named
-
-
-def _layer_prefix(model, layer, classifier_type):
-    if layer is model:
-        return "classifier." if isinstance(model, classifier_type) else ""
-    backbone = getattr(model, "backbone", model)
-    if layer is backbone.embeddings:
-        return "embeddings."
-    for i, block in enumerate(backbone.transformer_layers):
-        if layer is block:
-            return f"layer.{i}."
-        if layer is block.attention:
-            return f"layer.{i}.attention."
-    raise ValueError(f"Unexpected fake-quant layer {layer.name!r}.")
+    return {f"{prefix}{point}": fake_quant
+            for prefix, layer in fake_quant_layers(model)
+            for point, fake_quant in (getattr(layer, "fake_quants", None)
+                                      or {}).items()}
 
 
 def calibrate_fake_quant(model, batches):
@@ -239,19 +227,14 @@ def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
 
     from tinybert_tf import checkpoint
     from tinybert_tf.distiller import Distiller
-    from tinybert_tf.heads import BertClassifier
+    from tinybert_tf.heads import BertClassifier, clone_classifier
 
     if not isinstance(student, BertClassifier):
         raise ValueError("quantization_aware_finetune needs a BertClassifier "
                          f"student, got {type(student).__name__}.")
     if teacher is None:
-        teacher = BertClassifier(student.config, student.num_labels,
-                                 student.head, label_names=student.label_names,
-                                 pooling=student.pooling)
-        teacher(next(_batches(train_inputs, 1)))
-        source = checkpoint.model_variables(student)
-        for name, (variable, _) in checkpoint.model_variables(teacher).items():
-            variable.assign(source[name][0])
+        teacher = clone_classifier(student)
+        checkpoint.copy_weights(student, teacher)
     if not fake_quants(student):
         enable_fake_quant(student, mask_value=mask_value)
     calibrate_fake_quant(student, _batches(train_inputs, batch_size,

@@ -65,20 +65,12 @@ def trim_classifier(model, vocabulary, texts, tokenizer):
     """A copy of the BertClassifier `model` with only the kept word-pieces."""
     from export import quantize
     from tinybert_tf import checkpoint
-    from tinybert_tf.backbone import dummy_inputs
-    from tinybert_tf.heads import BertClassifier
+    from tinybert_tf.heads import clone_classifier
 
     keep = kept_ids(vocabulary, texts, tokenizer)
-    trimmed = BertClassifier(model.config.replace(vocab_size=len(keep)),
-                             model.num_labels, head=model.head,
-                             label_names=model.label_names,
-                             pooling=model.pooling)
-    trimmed(dummy_inputs())
-    source = checkpoint.model_variables(model)
-    word_embeddings = "bert.embeddings.word_embeddings.weight"
-    for name, (variable, _) in checkpoint.model_variables(trimmed).items():
-        value = np.asarray(source[name][0].numpy())
-        variable.assign(value[keep] if name == word_embeddings else value)
+    trimmed = clone_classifier(model, vocab_size=len(keep))
+    checkpoint.copy_weights(model, trimmed, rows={
+        "bert.embeddings.word_embeddings.weight": keep})
     if quantize.fake_quants(model):
         quantize.enable_fake_quant(trimmed, mask_value=None)
         quantize.load_fake_quant_ranges(trimmed,

@@ -20,6 +20,7 @@ from tinybert_tf.augment import (NO_MLM_MESSAGE, STOP_WORDS, AugmentConfig,
                                  sample_variants)
 from tinybert_tf.augment.masked_lm import build_row
 from tinybert_tf.config import BertConfig
+from tinybert_tf.backbone import BertBackbone
 from tinybert_tf.heads import BertMaskedLM
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -53,7 +54,7 @@ def tiny_masked_lm(vocab_size=len(VOCAB), max_positions=128, seed=0):
     config = BertConfig(vocab_size=vocab_size, hidden_size=16, num_layers=2,
                         num_heads=2, intermediate_size=32,
                         max_position_embeddings=max_positions)
-    model = BertMaskedLM(config)
+    model = BertMaskedLM(BertBackbone(config))
     model(_inputs([[2, 5, 3]], [[0, 0, 0]], [1]))
     return model
 

@@ -16,7 +16,8 @@ import tensorflow as tf
 from multiworker_worker import GLOBAL_BATCH, VOCAB_SIZE, examples, tiny_distiller
 from tinybert_tf import checkpoint
 from tinybert_tf.callbacks import StudentCheckpoint
-from tinybert_tf.schedules import WarmupLinearDecay, adamw
+from tinybert_tf.optimizers import make_optimizer
+from tinybert_tf.schedules import WarmupLinearDecay
 
 STEPS_PER_EPOCH, EPOCHS = 2, 3
 TOTAL_STEPS = STEPS_PER_EPOCH * EPOCHS
@@ -63,7 +64,7 @@ def run(directory, seed, interrupt_after=None):
     """One (possibly interrupted) run of the trainers' fit loop."""
     distiller = tiny_distiller(seed)
     schedule = WarmupLinearDecay(1e-2, TOTAL_STEPS, warmup_steps=1)
-    distiller.compile(optimizer=adamw(schedule), run_eagerly=True)
+    distiller.compile(optimizer=make_optimizer(schedule), run_eagerly=True)
     os.makedirs(directory, exist_ok=True)
     backup_dir = os.path.join(directory, "backup")
     data = tf.data.Dataset.from_tensor_slices(

@@ -51,7 +51,7 @@ def assert_same_weights(model, other):
 # ------------------------------------------------------- our own format
 
 def test_classifier_round_trip_is_exact(tmp_path):
-    model = built(BertClassifier(CONFIG, num_labels=3, head="tanh_relu",
+    model = built(BertClassifier(BertBackbone(CONFIG), num_labels=3, head="tanh_relu",
                                  label_names=["neg", "neutral", "pos"],
                                  pooling="mean"))
     path = tmp_path / "classifier"
@@ -75,7 +75,7 @@ def test_backbone_and_masked_lm_round_trips_are_exact(tmp_path):
     assert loaded.config == CONFIG
     assert_same_weights(backbone, loaded)
 
-    masked_lm = built(BertMaskedLM(CONFIG), mask_positions=MASK_POSITIONS)
+    masked_lm = built(BertMaskedLM(BertBackbone(CONFIG)), mask_positions=MASK_POSITIONS)
     checkpoint.save(masked_lm, tmp_path / "mlm", tmp_path / "backbone/vocab.txt")
     loaded = checkpoint.load_masked_lm(tmp_path / "mlm")
     assert_same_weights(masked_lm, loaded)
@@ -103,7 +103,7 @@ def test_extra_weights_are_saved_and_config_overrides_apply(tmp_path):
 def test_saved_classifier_runs_in_transformers(tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    model = built(BertClassifier(CONFIG, num_labels=3,
+    model = built(BertClassifier(BertBackbone(CONFIG), num_labels=3,
                                  label_names=["a", "b", "c"]))
     checkpoint.save(model, tmp_path / "c", VOCABULARY)
     theirs = transformers.BertForSequenceClassification.from_pretrained(

@@ -9,10 +9,11 @@ import tensorflow as tf
 from tinybert_tf import checkpoint
 from tinybert_tf.backbone import BertBackbone
 from tinybert_tf.config import BertConfig
-from tinybert_tf.distiller import Distiller, LossWeights, features
+from tinybert_tf.distiller import Distiller, LossWeights
 from tinybert_tf.heads import BertClassifier
 from tinybert_tf.layer_mapping import LayerMapping
-from tinybert_tf.schedules import WarmupLinearDecay, adamw
+from tinybert_tf.optimizers import make_optimizer
+from tinybert_tf.schedules import WarmupLinearDecay
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(45)]
 SMALL = dict(vocab_size=len(VOCAB), num_heads=2, intermediate_size=16,
@@ -41,14 +42,14 @@ def backbones(seed=0):
 
 def classifiers(num_labels=3, seed=0):
     keras.utils.set_random_seed(seed)
-    return (BertClassifier(TEACHER, num_labels, head="tanh_relu"),
-            BertClassifier(STUDENT, num_labels, head="tanh_relu"))
+    return (BertClassifier(BertBackbone(TEACHER), num_labels, head="tanh_relu"),
+            BertClassifier(BertBackbone(STUDENT), num_labels, head="tanh_relu"))
 
 
 def outputs(distiller, inputs):
     """Student and teacher outputs as float64 numpy structures."""
     def run(model):
-        out = features(model, inputs, training=False)
+        out = model.features(inputs, training=False)
         return tf.nest.map_structure(lambda x: np.asarray(x, np.float64), out)
     return run(distiller.student), run(distiller.teacher)
 
@@ -108,7 +109,7 @@ def assert_losses_equal(got, expected, rel=1e-5):
 
 
 def compute(distiller, inputs, labels=None):
-    student, teacher = (features(m, inputs, training=False)
+    student, teacher = (m.features(inputs, training=False)
                         for m in (distiller.student, distiller.teacher))
     return distiller.compute_losses(student, teacher, inputs["padding_mask"],
                                     labels)
@@ -131,7 +132,7 @@ def test_total_loss_equals_numpy_official_loss():
 def test_component_and_layer_weights_scale_the_loss():
     weights = LossWeights(embedding=0.5, attention=3.0, hidden=0.25,
                           layers={1: 2.0})
-    distiller = Distiller(*backbones(), weights=weights)
+    distiller = Distiller(*backbones(), loss_weights=weights)
     inputs = make_inputs()
     student, teacher = outputs(distiller, inputs)
     params = projection_params(distiller)
@@ -198,7 +199,7 @@ def test_prediction_stage_is_soft_cross_entropy():
 
 def test_all_stage_adds_the_prediction_loss():
     weights = LossWeights(prediction=2.0)
-    distiller = Distiller(*classifiers(), stage="all", weights=weights)
+    distiller = Distiller(*classifiers(), stage="all", loss_weights=weights)
     inputs = make_inputs()
     student, teacher = outputs(distiller, inputs)
     expected = numpy_intermediate(student, teacher, *projection_params(distiller))
@@ -256,13 +257,13 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="mapping"):
         Distiller(teacher, student, mapping=LayerMapping(2, 6))
     with pytest.raises(ValueError, match="labels"):
-        Distiller(*[BertClassifier(c, n) for c, n in ((TEACHER, 3), (STUDENT, 2))],
+        Distiller(*[BertClassifier(BertBackbone(c), n) for c, n in ((TEACHER, 3), (STUDENT, 2))],
                   stage="prediction")
 
 
 def test_prediction_stage_allows_different_head_counts():
-    teacher = BertClassifier(TEACHER, 3)
-    student = BertClassifier(STUDENT.replace(num_heads=4), 3)
+    teacher = BertClassifier(BertBackbone(TEACHER), 3)
+    student = BertClassifier(BertBackbone(STUDENT.replace(num_heads=4)), 3)
     Distiller(teacher, student, stage="prediction")
 
 
@@ -365,7 +366,7 @@ def test_adamw_decays_kernels_but_not_biases_or_layer_norms():
     for v in variables[1:]:
         v.assign(np.full(v.shape, 0.5, "float32"))
     before = [np.array(v) for v in variables]
-    optimizer = adamw(0.1, weight_decay=0.5)
+    optimizer = make_optimizer(0.1, weight_decay=0.5)
     # Zero gradients: Adam's update is 0, only weight decay moves anything.
     optimizer.apply([tf.zeros_like(v) for v in variables], variables)
     np.testing.assert_allclose(np.array(dense.kernel), before[0] * (1 - 0.1 * 0.5),
@@ -383,14 +384,14 @@ def test_warmup_linear_decay_rejects_bad_steps():
 
 
 def test_user_snippet_end_to_end(tmp_path):
-    """Configs -> Distiller -> adamw(WarmupLinearDecay) -> fit on tf.data ->
+    """Configs -> Distiller -> make_optimizer(WarmupLinearDecay) -> fit on tf.data ->
     checkpoint.save with projections -> load_backbone + load_projections."""
     teacher = BertBackbone(TEACHER)
     student = BertBackbone(STUDENT)
     distiller = Distiller(teacher, student)
     total_steps = 4
     schedule = WarmupLinearDecay(1e-3, total_steps=total_steps, warmup_steps=1)
-    distiller.compile(optimizer=adamw(schedule))
+    distiller.compile(optimizer=make_optimizer(schedule))
     distiller.fit(dataset(8, batch=4), epochs=2, verbose=0)
     assert int(distiller.optimizer.iterations) == total_steps
     assert float(distiller.optimizer.learning_rate) == 0.0  # decayed to 0

@@ -66,6 +66,9 @@ def _mirrored_cases():
         # Unclipped: checks the 1/replicas scaling of the loss.
         "sgd": ("float32", lambda: keras.optimizers.SGD(LEARNING_RATE)),
         "sgd_global_clipnorm": ("float32", clipped_sgd),
+        # The official BertAdam's clipping: each tensor to norm CLIP.
+        "sgd_clipnorm": ("float32", lambda: keras.optimizers.SGD(
+            LEARNING_RATE, clipnorm=CLIP)),
         "sgd_global_clipnorm_float16": ("mixed_float16", loss_scaled_sgd),
     }
 
@@ -119,6 +122,9 @@ def mirrored_report(path):
                                         zip(single_after, mirrored_after))),
             "single_update_norm": update_norm(single_after),
             "mirrored_update_norm": update_norm(mirrored_after),
+            "tensor_update_norms": [
+                [float(np.linalg.norm(a - b)) for a, b in zip(after, before)]
+                for after in (single_after, mirrored_after)],
         }
     keras.mixed_precision.set_global_policy("float32")
     with open(path, "w") as f:
@@ -142,7 +148,7 @@ def test_mirrored_runs_on_two_replicas(mirrored):
 
 
 @pytest.mark.parametrize("case, tolerance", [
-    ("sgd", 1e-5), ("sgd_global_clipnorm", 1e-5),
+    ("sgd", 1e-5), ("sgd_global_clipnorm", 1e-5), ("sgd_clipnorm", 1e-5),
     # float16 activations: half batches may round a little differently.
     ("sgd_global_clipnorm_float16", 1e-4)])
 def test_mirrored_step_equals_single_device_step(mirrored, case, tolerance):
@@ -163,6 +169,56 @@ def test_mirrored_clips_the_global_gradient(mirrored, case):
     expected = LEARNING_RATE * CLIP
     assert result["single_update_norm"] == pytest.approx(expected, rel=1e-3)
     assert result["mirrored_update_norm"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_mirrored_clips_each_tensor_apart(mirrored):
+    """clipnorm (per tensor): every variable moves by at most
+    LEARNING_RATE * CLIP, the clipped ones by exactly that, on one device
+    and on two replicas alike (the summed gradient is clipped)."""
+    limit = LEARNING_RATE * CLIP
+    for norms in mirrored["sgd_clipnorm"]["tensor_update_norms"]:
+        assert max(norms) == pytest.approx(limit, rel=1e-3)
+        assert all(n <= limit * (1 + 1e-3) for n in norms)
+    single, both = mirrored["sgd_clipnorm"]["tensor_update_norms"]
+    np.testing.assert_allclose(both, single, rtol=1e-3, atol=1e-9)
+
+
+# ---------------------------------------------------------------- Keras internals
+
+def test_keras_still_calls_the_symbolic_build_hook(monkeypatch):
+    """`BuiltBeforeFit` overrides Keras' private `_maybe_symbolic_build`
+    (keras-team/keras#20329); if Keras stops calling it, this fails."""
+    from multiworker_worker import GLOBAL_BATCH, dataset, tiny_distiller
+
+    from tinybert_tf.distribute import BuiltBeforeFit
+
+    calls = []
+    original = BuiltBeforeFit._maybe_symbolic_build
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BuiltBeforeFit, "_maybe_symbolic_build", counted)
+    distiller = tiny_distiller()
+    distiller.compile("sgd")
+    distiller.fit(dataset(GLOBAL_BATCH), verbose=0)
+    assert calls
+
+
+def test_unlocked_tracker_adds_state_to_a_built_layer():
+    import keras
+
+    from tinybert_tf.distribute import unlocked_tracker
+
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    with pytest.raises(ValueError):
+        layer.extra = keras.layers.Dense(1)
+    with unlocked_tracker(layer):
+        layer.extra = keras.layers.Dense(1)
+        layer.extra.build((None, 2))
+    assert len(layer.weights) == 4
 
 
 # ---------------------------------------------------------------- multi-worker

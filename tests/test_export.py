@@ -80,7 +80,7 @@ def setup(tmp_path_factory):
                         num_layers=1, num_heads=2, intermediate_size=32,
                         max_position_embeddings=64)
     keras.utils.set_random_seed(0)
-    model = BertClassifier(config, len(LABELS), label_names=LABELS)
+    model = BertClassifier(BertBackbone(config), len(LABELS), label_names=LABELS)
     model(dummy_inputs())
     model.compile(keras.optimizers.Adam(3e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -8,6 +8,7 @@ import pytest
 
 from tinybert_tf.backbone import dummy_inputs
 from tinybert_tf.config import BertConfig
+from tinybert_tf.backbone import BertBackbone
 from tinybert_tf.heads import BertClassifier, BertMaskedLM
 
 CONFIG = BertConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=4,
@@ -24,7 +25,7 @@ def numpy_dense(x, layer):
 
 def classifier(head, num_labels=3, seed=0):
     keras.utils.set_random_seed(seed)
-    model = BertClassifier(CONFIG, num_labels=num_labels, head=head)
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=num_labels, head=head)
     model(dummy_inputs())
     # A pooler bias pushing half of tanh(.) below 0: relu must matter.
     model.backbone.pooler.bias.assign(np.tile([-2.0, 2.0], 8))
@@ -34,7 +35,7 @@ def classifier(head, num_labels=3, seed=0):
 @pytest.mark.parametrize("head", ["linear", "tanh_relu"])
 def test_classifier_heads_match_numpy(head):
     model = classifier(head)
-    outputs = model.forward(INPUTS)
+    outputs = model.features(INPUTS)
     pooled = np.tanh(numpy_dense(outputs["sequence_output"].numpy()[:, 0],
                                  model.backbone.pooler))
     assert (pooled < 0).any()
@@ -50,8 +51,8 @@ def test_classifier_heads_match_numpy(head):
 
 def test_mean_pooling_averages_only_real_tokens():
     keras.utils.set_random_seed(0)
-    model = BertClassifier(CONFIG, num_labels=3, pooling="mean")
-    outputs = model.forward(INPUTS)
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=3, pooling="mean")
+    outputs = model.features(INPUTS)
     sequence = outputs["sequence_output"].numpy()
     mask = INPUTS["padding_mask"][..., None]
     mean = (sequence * mask).sum(1) / mask.sum(1)
@@ -64,12 +65,12 @@ def test_mean_pooling_averages_only_real_tokens():
     np.testing.assert_allclose(model(changed).numpy()[0],
                                outputs["logits"].numpy()[0], atol=1e-6)
     with pytest.raises(ValueError, match="Unknown pooling 'max'"):
-        BertClassifier(CONFIG, num_labels=2, pooling="max")
+        BertClassifier(BertBackbone(CONFIG), num_labels=2, pooling="max")
 
 
-def test_forward_returns_backbone_outputs_and_logits():
+def test_features_returns_backbone_outputs_and_logits():
     model = classifier("linear")
-    outputs = model.forward(INPUTS)
+    outputs = model.features(INPUTS)
     backbone = model.backbone(INPUTS)
     assert set(outputs) == set(backbone) | {"logits"}
     for mine, theirs in zip(outputs["hidden_states"],
@@ -78,17 +79,17 @@ def test_forward_returns_backbone_outputs_and_logits():
 
 
 def test_classifier_dropout_only_in_training():
-    model = BertClassifier(CONFIG, num_labels=2, classifier_dropout=0.5)
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=2, classifier_dropout=0.5)
     assert model.classifier_dropout == 0.5
     inference = model(INPUTS).numpy()
     np.testing.assert_array_equal(model(INPUTS).numpy(), inference)
     assert not np.allclose(model(INPUTS, training=True).numpy(), inference)
-    assert BertClassifier(CONFIG, 2).classifier_dropout == CONFIG.hidden_dropout
+    assert BertClassifier(BertBackbone(CONFIG), 2).classifier_dropout == CONFIG.hidden_dropout
 
 
 def test_regression_has_one_output():
-    model = BertClassifier(CONFIG, num_labels=1)
-    assert model.is_regression and not BertClassifier(CONFIG, 2).is_regression
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=1)
+    assert model.is_regression and not BertClassifier(BertBackbone(CONFIG), 2).is_regression
     assert tuple(model(INPUTS).shape) == (2, 1)
 
 
@@ -100,12 +101,12 @@ def test_regression_has_one_output():
 ])
 def test_bad_classifier_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        BertClassifier(CONFIG, **kwargs)
+        BertClassifier(BertBackbone(CONFIG), **kwargs)
 
 
 def masked_lm(seed=0):
     keras.utils.set_random_seed(seed)
-    model = BertMaskedLM(CONFIG)
+    model = BertMaskedLM(BertBackbone(CONFIG))
     model({**dummy_inputs(), "mask_positions": np.zeros((1, 1), "int32")})
     model.mlm_head.bias.assign(np.random.default_rng(0).normal(size=30))
     return model
@@ -142,11 +143,11 @@ def test_masked_lm_head_matches_numpy_with_tied_embeddings():
 
 
 @pytest.mark.parametrize("make, extra", [
-    (lambda: BertClassifier(CONFIG, num_labels=3, head="tanh_relu",
+    (lambda: BertClassifier(BertBackbone(CONFIG), num_labels=3, head="tanh_relu",
                             classifier_dropout=0.2, label_names=["a", "b", "c"],
                             pooling="mean"),
      {}),
-    (lambda: BertMaskedLM(CONFIG), {"mask_positions": np.array([[1], [2]])}),
+    (lambda: BertMaskedLM(BertBackbone(CONFIG)), {"mask_positions": np.array([[1], [2]])}),
 ], ids=["classifier", "masked_lm"])
 def test_get_config_round_trip(make, extra, tmp_path):
     model = make()

@@ -390,3 +390,35 @@ def test_losses_trace_with_unknown_shapes_and_run_under_distribution(rng):
     per_replica = strategy.run(total, args=tuple(tf.constant(x) for x in inputs))
     result = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
     np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5)
+
+
+def test_prediction_loss_plugs_into_keras_distiller():
+    """Our losses are keras.distillation.DistillationLoss subclasses: Keras'
+    own Distiller trains with one and reports the same value."""
+    import keras
+
+    from tinybert_tf.backbone import BertBackbone, dummy_inputs
+    from tinybert_tf.config import BertConfig
+    from tinybert_tf.heads import BertClassifier
+
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=20, hidden_size=8, num_layers=1,
+                        num_heads=2, intermediate_size=16, hidden_dropout=0.0,
+                        attention_dropout=0.0)
+    teacher, student = (BertClassifier(BertBackbone(config), 3)
+                        for _ in range(2))
+    inputs = {k: np.asarray(v).repeat(4, 0)
+              for k, v in dummy_inputs(1, 6).items()}
+    teacher(inputs), student(inputs)
+    loss = PredictionLoss()
+    assert isinstance(loss, keras.distillation.DistillationLoss)
+    expected = float(loss(student(inputs), teacher(inputs)))
+    distiller = keras.distillation.Distiller(
+        teacher, student, distillation_losses=loss, student_loss_weight=0.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss="sparse_categorical_crossentropy")
+    labels = np.zeros(4, "int32")
+    logs = distiller.evaluate(inputs, labels, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
+    history = distiller.fit(inputs, labels, epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]

@@ -7,7 +7,7 @@ import pytest
 
 from tests.tiny import VOCAB, save_tiny_backbone, tiny_config
 from tinybert_tf import checkpoint
-from tinybert_tf import task_pipeline as pipeline
+from tinybert_tf import training
 from tinybert_tf.tasks import Split
 from tinybert_tf.tokenizer import BertTextTokenizer
 from trainers import task as task_cli
@@ -69,7 +69,7 @@ def finished_run(files):
 
 
 def _accuracy_by_hand(model_dir, csv_path):
-    """Accuracy of a saved classifier, computed outside the pipeline."""
+    """Accuracy of a saved classifier, computed outside the training."""
     model = checkpoint.load_classifier(model_dir)
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
@@ -258,7 +258,7 @@ def test_make_dataset_tokenizes_and_keeps_labels():
     tokenizer = BertTextTokenizer(VOCAB, sequence_length=8)
     split = Split(["the cat sat", "a dog ran on the mat", "news"], ["a", "b", "c"],
                   np.array([0, 1, 1]))
-    batches = list(pipeline.make_dataset(split, tokenizer, batch_size=2))
+    batches = list(training.make_dataset(split, tokenizer, batch_size=2))
     assert [len(labels) for _, labels in batches] == [2, 1]
     expected = tokenizer(split.text_a, split.text_b)
     for key in ("token_ids", "segment_ids", "padding_mask"):
@@ -266,27 +266,28 @@ def test_make_dataset_tokenizes_and_keeps_labels():
         np.testing.assert_array_equal(got, expected[key].numpy())
     labels = np.concatenate([labels.numpy() for _, labels in batches])
     np.testing.assert_array_equal(labels, [0, 1, 1])
-    shuffled = pipeline.make_dataset(split, tokenizer, batch_size=3, shuffle=True)
+    shuffled = training.make_dataset(split, tokenizer, batch_size=3, shuffle=True)
     inputs, labels = next(iter(shuffled))
     pairs = sorted(zip(inputs["token_ids"].numpy().tolist(), labels.numpy().tolist()))
     assert pairs == sorted(zip(expected["token_ids"].numpy().tolist(), [0, 1, 1]))
 
 
 def test_best_on_dev_restores_the_best_weights():
+    from tinybert_tf.backbone import BertBackbone
     from tinybert_tf.heads import BertClassifier
     tokenizer = BertTextTokenizer(VOCAB, sequence_length=8)
     rows = _rows(16, 5)
     split = Split([r["text"] for r in rows], None,
                   np.array([sorted(TOPICS).index(r["label"]) for r in rows]))
-    data = pipeline.make_dataset(split, tokenizer, batch_size=8)
-    model = BertClassifier(tiny_config(), num_labels=2)
+    data = training.make_dataset(split, tokenizer, batch_size=8)
+    model = BertClassifier(BertBackbone(tiny_config()), num_labels=2)
     # A large learning rate makes the dev score move up and down.
-    best = pipeline.fine_tune(model, data, data, split.labels, ("accuracy",),
+    best = training.fine_tune(model, data, data, split.labels, ("accuracy",),
                               epochs=2, learning_rate=3e-2, eval_every=1,
                               verbose=0)
     scores = [h["accuracy"] for h in best.history]
     assert len(scores) == 4
     assert best.best_metrics["accuracy"] == max(scores)
     assert best.best_step == best.history[scores.index(max(scores))]["step"]
-    final = pipeline.evaluate(model, data, split.labels, ("accuracy",))
+    final = training.evaluate(model, data, split.labels, ("accuracy",))
     assert final["accuracy"] == max(scores)

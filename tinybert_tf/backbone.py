@@ -94,6 +94,10 @@ class BertBackbone(keras.Model):
                 "attention_scores": scores, "sequence_output": hidden,
                 "pooled_output": self.pooler(hidden[:, 0])}
 
+    def features(self, inputs, training=None):
+        """The output dict (what distillation consumes; see the class doc)."""
+        return self(inputs, training=training)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}

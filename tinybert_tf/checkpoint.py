@@ -19,7 +19,9 @@ Example:
 >>> from tinybert_tf.backbone import dummy_inputs
 >>> config = BertConfig(vocab_size=8, hidden_size=8, num_layers=1,
 ...                     num_heads=2, intermediate_size=16)
->>> model = BertClassifier(config, num_labels=2, label_names=["neg", "pos"])
+>>> from tinybert_tf.backbone import BertBackbone
+>>> model = BertClassifier(BertBackbone(config), num_labels=2,
+...                        label_names=["neg", "pos"])
 >>> _ = model(dummy_inputs())
 >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
 >>> path = tempfile.mkdtemp() + "/student"
@@ -204,16 +206,17 @@ def _keras_hub_has_masked_lm(preset):
     taken for a pre-trained one.
     """
     import keras_hub
-    from keras_hub.src.utils import preset_utils as utils
-    try:
-        if not (utils.check_file_exists(preset, utils.TASK_CONFIG_FILE) and
-                utils.check_file_exists(preset, utils.TASK_WEIGHTS_FILE)):
-            return False
-        task_class = utils.check_config_class(
-            utils.load_json(preset, utils.TASK_CONFIG_FILE))
-    except Exception:
+    if not os.path.isdir(preset):
+        return preset in keras_hub.models.BertMaskedLM.presets
+    task_config = os.path.join(preset, "task.json")
+    if not os.path.exists(os.path.join(preset, "task.weights.h5")):
         return False
-    return issubclass(task_class, keras_hub.models.BertMaskedLM)
+    try:
+        with open(task_config, encoding="utf-8") as f:
+            task = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return task.get("class_name") == "BertMaskedLM"
 
 
 def _keras_hub_backbone_weights(backbone):
@@ -256,16 +259,18 @@ def _keras_hub_backbone_weights(backbone):
 
 def _keras_hub_mlm_weights(masked_lm):
     head = masked_lm.masked_lm_head
+    # Variable paths below the head's own name, e.g. "intermediate_dense/kernel".
+    get = {w.path.removeprefix(head.name + "/"): np.asarray(w.numpy())
+           for w in head.weights}
     return {
         "cls.predictions.transform.dense.weight":
-            np.asarray(head._intermediate_dense.kernel.numpy()).T,
-        "cls.predictions.transform.dense.bias":
-            np.asarray(head._intermediate_dense.bias.numpy()),
+            get["intermediate_dense/kernel"].T,
+        "cls.predictions.transform.dense.bias": get["intermediate_dense/bias"],
         "cls.predictions.transform.LayerNorm.weight":
-            np.asarray(head._intermediate_layer_norm.gamma.numpy()),
+            get["intermediate_layer_norm/gamma"],
         "cls.predictions.transform.LayerNorm.bias":
-            np.asarray(head._intermediate_layer_norm.beta.numpy()),
-        "cls.predictions.bias": np.asarray(head._bias.numpy()),
+            get["intermediate_layer_norm/beta"],
+        "cls.predictions.bias": get["output_bias"],
     }
 
 
@@ -321,6 +326,16 @@ def model_variables(model):
                                  "cls.predictions.transform.LayerNorm"))
         names["cls.predictions.bias"] = (head.bias, False)
     return names
+
+
+def copy_weights(source, target, rows=None):
+    """Copies every weight of `source` into `target` by name (two models of
+    this package; fake-quant ranges are not weights). `rows` maps a name to
+    the row indices of the source tensor to copy (vocabulary trimming)."""
+    values = model_variables(source)
+    for name, (variable, _) in model_variables(target).items():
+        value = np.asarray(values[name][0].numpy())
+        variable.assign(value[rows[name]] if rows and name in rows else value)
 
 
 def _normalise_names(weights):
@@ -396,6 +411,7 @@ def load_classifier(source, num_labels=None, label_names=None, head=None,
     From a fine-tuned checkpoint (one with `classifier.*` tensors) the head is
     loaded; from a pre-trained one a new head with `num_labels` is created.
     """
+    from tinybert_tf.backbone import BertBackbone
     from tinybert_tf.heads import BertClassifier
     ckpt = source if isinstance(source, Checkpoint) else read(source)
     extras = ckpt.extras
@@ -410,7 +426,9 @@ def load_classifier(source, num_labels=None, label_names=None, head=None,
     if num_labels is None:
         raise ValueError(f"Checkpoint {ckpt.source} has no classifier head: "
                          "pass num_labels to create one.")
-    model = BertClassifier(ckpt.config.replace(**config_overrides), num_labels,
+    backbone = BertBackbone(ckpt.config.replace(**config_overrides),
+                            name="bert")
+    model = BertClassifier(backbone, num_labels,
                            head=head or extras.get("head", "linear"),
                            label_names=label_names,
                            pooling=pooling or extras.get("pooling", "cls"))
@@ -423,13 +441,15 @@ def load_classifier(source, num_labels=None, label_names=None, head=None,
 def load_masked_lm(source, **config_overrides):
     """A `BertMaskedLM`; the source must hold `cls.predictions.*` tensors."""
     from keras import ops
+    from tinybert_tf.backbone import BertBackbone
     from tinybert_tf.heads import BertMaskedLM
     ckpt = source if isinstance(source, Checkpoint) else read(source)
     if "cls.predictions.bias" not in ckpt.weights:
         raise ValueError(
             f"Checkpoint {ckpt.source} has no masked-LM head (cls.predictions.*"
             " tensors); use a BertForMaskedLM / pre-training checkpoint.")
-    model = BertMaskedLM(ckpt.config.replace(**config_overrides))
+    model = BertMaskedLM(BertBackbone(ckpt.config.replace(**config_overrides),
+                                      name="bert"))
     _build(model, {"mask_positions": ops.zeros((1, 1), "int32")})
     assign(model, ckpt, required_prefixes=("bert.", "cls.predictions."))
     model.vocab_file = ckpt.vocab_file

@@ -33,6 +33,8 @@ import tensorflow as tf
 from keras import ops
 
 from tinybert_tf.backbone import dummy_inputs
+from tinybert_tf.distribute import (BuiltBeforeFit, clip_gradients,
+                                    is_multi_worker)
 from tinybert_tf.layer_mapping import LayerMapping
 from tinybert_tf.losses import (AttentionLoss, EmbeddingLoss, HiddenStateLoss,
                                 PredictionLoss, RegressionLoss)
@@ -59,14 +61,7 @@ class LossWeights:
         return float(self.layers.get(m, 1.0))
 
 
-def features(model, inputs, training):
-    """The output dict of a backbone, or of a classifier with its logits."""
-    if hasattr(model, "forward"):
-        return model.forward(inputs, training=training)
-    return model(inputs, training=training)
-
-
-class Distiller(keras.Model):
+class Distiller(BuiltBeforeFit, keras.Model):
     """Transformer distillation of `teacher` into `student`.
 
     Args:
@@ -77,16 +72,17 @@ class Distiller(keras.Model):
         stage: "intermediate", "prediction" or "all".
         projection: "shared" (one W for every hidden state, as the official
             code's `fit_dense`) or "per_layer" (one W per mapped state).
-        weights: `LossWeights`.
-        attention_loss, hidden_loss, prediction_loss: loss objects (defaults:
-            the official behaviour).
-        teacher_training: run the teacher with dropout (the official general
-            distillation script does; default off).
+        loss_weights: `LossWeights`.
+        attention_loss, hidden_loss, embedding_loss, prediction_loss: loss
+            objects (defaults: the official behaviour; the embedding loss
+            defaults to `EmbeddingLoss` in the mode of a `HiddenStateLoss`).
+        teacher_training: run the teacher with dropout, as both official
+            scripts do (they never call `teacher_model.eval()`); default off.
     """
 
     def __init__(self, teacher, student, mapping=None, stage="intermediate",
-                 projection="shared", weights=None, attention_loss=None,
-                 hidden_loss=None, prediction_loss=None,
+                 projection="shared", loss_weights=None, attention_loss=None,
+                 hidden_loss=None, embedding_loss=None, prediction_loss=None,
                  teacher_training=False, **kwargs):
         super().__init__(**kwargs)
         if stage not in STAGES:
@@ -126,10 +122,11 @@ class Distiller(keras.Model):
                 f" have {s_config.num_layers} / {t_config.num_layers}.")
         self.stage = stage
         self.projection = projection
-        self.loss_weights = weights or LossWeights()
+        self.loss_weights = loss_weights or LossWeights()
         self.attention_loss = attention_loss or AttentionLoss()
         self.hidden_loss = hidden_loss or HiddenStateLoss()
-        self.embedding_loss = EmbeddingLoss(self.hidden_loss.mode)
+        self.embedding_loss = embedding_loss or EmbeddingLoss(
+            getattr(self.hidden_loss, "mode", "official"))
         self.prediction_loss = prediction_loss or PredictionLoss()
         self.regression_loss = RegressionLoss()
         self.teacher_training = teacher_training
@@ -220,9 +217,10 @@ class Distiller(keras.Model):
     def _losses_for(self, data, training):
         inputs, labels = (data if isinstance(data, (tuple, list))
                           else (data, None))[:2]
-        teacher_out = features(self.teacher, inputs, self.teacher_training)
+        teacher_out = self.teacher.features(inputs,
+                                            training=self.teacher_training)
         teacher_out = tf.nest.map_structure(tf.stop_gradient, teacher_out)
-        student_out = features(self.student, inputs, training)
+        student_out = self.student.features(inputs, training=training)
         return self.compute_losses(student_out, teacher_out,
                                    inputs["padding_mask"], labels)
 
@@ -230,9 +228,7 @@ class Distiller(keras.Model):
         for name, tracker in self.component_trackers.items():
             tracker.update_state(losses[name])
         logs = {name: t.result() for name, t in self.component_trackers.items()}
-        strategy = tf.distribute.get_strategy()
-        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-                and strategy.extended._in_multi_worker_mode()):
+        if is_multi_worker(tf.distribute.get_strategy()):
             # Keras MEAN-reduces step logs over axis 0 across workers, which
             # fails on scalars (tensorflow/tensorflow#72388).
             logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
@@ -260,14 +256,6 @@ class Distiller(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         # Built here, outside any replica context (tf.distribute needs it).
         self.optimizer.build(self.train_variables)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Everything is built by __init__ and compile(). Keras' version first
-        # MEAN-reduces an input batch across replicas, which fails on dict
-        # inputs under MultiWorkerMirroredStrategy (keras-team/keras#20329).
-        if not (self.built and self.optimizer is not None
-                and self.optimizer.built):
-            super()._maybe_symbolic_build(iterator, data_batch)
 
     def train_step(self, data):
         variables = self.train_variables
@@ -308,7 +296,7 @@ class Distiller(keras.Model):
         if clips:
             if scale is not None:
                 summed = [None if g is None else g / scale for g in summed]
-            summed = optimizer._clip_gradients(summed)
+            summed = clip_gradients(summed, optimizer)
             if scale is not None:
                 summed = [None if g is None else g * scale for g in summed]
         return [None if g is None else g / replicas for g in summed]
@@ -317,7 +305,7 @@ class Distiller(keras.Model):
         return self._record(self._losses_for(data, training=False))
 
     def call(self, inputs, training=None):
-        return features(self.student, inputs, training)
+        return self.student.features(inputs, training=training)
 
     # ------------------------------------------------------------ saving
 

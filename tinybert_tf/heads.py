@@ -1,16 +1,18 @@
 """Task heads on `BertBackbone`: sequence classification/regression, masked LM.
 
+As in keras-hub, a head takes a backbone: `BertClassifier(backbone, ...)`.
+
 Example:
->>> import numpy as np
->>> from tinybert_tf.backbone import dummy_inputs
+>>> from tinybert_tf.backbone import BertBackbone, dummy_inputs
 >>> from tinybert_tf.config import BertConfig
 >>> from tinybert_tf.heads import BertClassifier
->>> config = BertConfig(vocab_size=100, hidden_size=24, num_layers=2,
-...                     num_heads=4, intermediate_size=48)
->>> model = BertClassifier(config, num_labels=3, head="tanh_relu")
+>>> backbone = BertBackbone(BertConfig(vocab_size=100, hidden_size=24,
+...                                    num_layers=2, num_heads=4,
+...                                    intermediate_size=48))
+>>> model = BertClassifier(backbone, num_labels=3, head="tanh_relu")
 >>> tuple(model(dummy_inputs(2, 8)).shape)
 (2, 3)
->>> sorted(model.forward(dummy_inputs(2, 8)))[:3]
+>>> sorted(model.features(dummy_inputs(2, 8)))[:3]
 ['attention_scores', 'embeddings', 'hidden_states']
 """
 
@@ -26,27 +28,32 @@ POOLINGS = ("cls", "mean")
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
 class BertClassifier(FakeQuantPoints, keras.Model):
-    """Sequence classifier (or regressor when `num_labels == 1`) on [CLS].
+    """Sequence classifier (or regressor when `num_labels == 1`) on a backbone.
 
     `head="linear"` is BERT's: logits = W . dropout(tanh(pooler(h_CLS))).
     `head="tanh_relu"` is the official TinyBERT code's:
-    logits = W . relu(tanh(pooler(h_CLS))).
+    logits = W . relu(tanh(pooler(h_CLS))), with no dropout
+    (`classifier(torch.relu(pooled_output))` in its `modeling.py`);
+    `classifier_dropout` adds one between relu and W.
     `pooling="mean"` feeds the pooler the mean of the non-padded tokens'
     last hidden states instead of h_CLS (as sentence-transformers do): a
     briefly general-distilled student's [CLS] state barely depends on the
     input, its token states do.
 
-    `call` returns the logits; `forward` returns the backbone's outputs
+    `call` returns the logits; `features` returns the backbone's outputs
     plus `logits`, which is what distillation consumes.
     """
 
     # Quantization-aware training (export/quantize.py); identity until enabled.
     FAKE_QUANT_POINTS = ("pooled", "logits")
 
-    def __init__(self, config, num_labels, head="linear",
+    def __init__(self, backbone, num_labels, head="linear",
                  classifier_dropout=None, label_names=None, pooling="cls",
                  **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(backbone, BertBackbone):
+            raise TypeError(f"BertClassifier takes a BertBackbone, got "
+                            f"{type(backbone).__name__}.")
         if head not in CLASSIFIER_HEADS:
             raise ValueError(f"Unknown classifier head {head!r}; expected one "
                              f"of {CLASSIFIER_HEADS}.")
@@ -58,16 +65,15 @@ class BertClassifier(FakeQuantPoints, keras.Model):
         if label_names is not None and len(label_names) != num_labels:
             raise ValueError(f"{len(label_names)} label names given for "
                              f"num_labels={num_labels}.")
-        self.backbone = BertBackbone(config, dtype=self.dtype_policy,
-                                     name="bert")
-        self.config = self.backbone.config
+        self.backbone = backbone
         self.num_labels = num_labels
         self.head = head
         self.pooling = pooling
         self.label_names = list(label_names) if label_names else None
-        self.classifier_dropout = (self.config.hidden_dropout
-                                   if classifier_dropout is None
-                                   else classifier_dropout)
+        if classifier_dropout is None:
+            classifier_dropout = (0.0 if head == "tanh_relu"
+                                  else self.config.hidden_dropout)
+        self.classifier_dropout = classifier_dropout
         self.dropout = keras.layers.Dropout(self.classifier_dropout,
                                             dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(
@@ -76,10 +82,15 @@ class BertClassifier(FakeQuantPoints, keras.Model):
                 stddev=self.config.initializer_range))
 
     @property
+    def config(self):
+        return self.backbone.config
+
+    @property
     def is_regression(self):
         return self.num_labels == 1
 
-    def forward(self, inputs, training=None):
+    def features(self, inputs, training=None):
+        """The backbone's output dict plus `logits`."""
         outputs = dict(self.backbone(inputs, training=training))
         pooled = outputs["pooled_output"]
         if self.pooling == "mean":
@@ -98,18 +109,39 @@ class BertClassifier(FakeQuantPoints, keras.Model):
         return outputs
 
     def call(self, inputs, training=None):
-        return self.forward(inputs, training=training)["logits"]
+        return self.features(inputs, training=training)["logits"]
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "num_labels": self.num_labels,
-                "head": self.head, "pooling": self.pooling,
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_labels": self.num_labels, "head": self.head,
+                "pooling": self.pooling,
                 "classifier_dropout": self.classifier_dropout,
                 "label_names": self.label_names, "name": self.name,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"])
         return cls(**config)
+
+
+def clone_classifier(model, weights=None, **config_changes):
+    """A new, built `BertClassifier` of `model`'s configuration.
+
+    `config_changes` replace fields of the backbone's `BertConfig` (e.g.
+    `vocab_size`); `weights` (a `get_weights()` list) are set when given.
+    """
+    config = model.get_config()
+    backbone = model.backbone.get_config()
+    backbone["config"] = model.config.replace(**config_changes).to_dict()
+    config["backbone"] = BertBackbone.from_config(backbone)
+    copy = BertClassifier(**config)
+    copy(dummy_inputs())
+    if weights is not None:
+        copy.set_weights(weights)
+    return copy
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
@@ -159,15 +191,20 @@ class BertMaskedLM(keras.Model):
     Output: logits [batch, P, vocab] at those positions only.
     """
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, backbone, **kwargs):
         super().__init__(**kwargs)
-        self.backbone = BertBackbone(config, dtype=self.dtype_policy,
-                                     name="bert")
-        self.config = self.backbone.config
+        if not isinstance(backbone, BertBackbone):
+            raise TypeError(f"BertMaskedLM takes a BertBackbone, got "
+                            f"{type(backbone).__name__}.")
+        self.backbone = backbone
         self.mlm_head = MaskedLMHead(
-            self.backbone.embeddings.word_embeddings, self.config.hidden_act,
+            backbone.embeddings.word_embeddings, self.config.hidden_act,
             self.config.layer_norm_eps, self.config.initializer_range,
             dtype=self.dtype_policy, name="mlm_head")
+
+    @property
+    def config(self):
+        return self.backbone.config
 
     def call(self, inputs, training=None):
         outputs = self.backbone(inputs, training=training)
@@ -175,9 +212,13 @@ class BertMaskedLM(keras.Model):
                              inputs["mask_positions"])
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name,
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "name": self.name,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"])
         return cls(**config)

@@ -22,7 +22,7 @@ print(mapping.describe())
 
 import dataclasses
 
-STRATEGIES = ("uniform", "top", "bottom", "custom")
+MAPPING_STRATEGIES = ("uniform", "top", "bottom", "custom")
 
 
 def _check_layer_count(name, value):
@@ -58,10 +58,10 @@ class LayerMapping:
     def __post_init__(self):
         _check_layer_count("student_layers", self.student_layers)
         _check_layer_count("teacher_layers", self.teacher_layers)
-        if self.strategy not in STRATEGIES:
+        if self.strategy not in MAPPING_STRATEGIES:
             raise ValueError(
                 f"Unknown layer mapping `strategy` {self.strategy!r}; "
-                f"expected one of {STRATEGIES}."
+                f"expected one of {MAPPING_STRATEGIES}."
             )
         if self.strategy == "custom":
             self._check_custom()

@@ -20,6 +20,8 @@ import math
 import keras
 from keras import ops
 
+from tinybert_tf.distribute import unlocked_tracker
+
 
 def _initializer(initializer_range):
     # A fresh instance per weight: Keras 3 gives every weight that shares one
@@ -134,18 +136,13 @@ class FakeQuantPoints:
         """Adds one `FakeQuant` per point (also to a built layer)."""
         if getattr(self, "fake_quants", None):
             return
-        locked = self._tracker.locked
-        self._tracker.unlock()  # as Keras' own `Layer.quantize` does
-        try:
+        with unlocked_tracker(self):
             self.fake_quants = {
                 name: FakeQuant(momentum, self.FIXED_RANGES.get(name),
                                 name=f"fake_quant_{name}")
                 for name in self.FAKE_QUANT_POINTS}
             for layer in self.fake_quants.values():
                 layer.build()
-        finally:
-            if locked:
-                self._tracker.lock()
 
     def fake_quant_point(self, name, x, training=None):
         fake_quants = getattr(self, "fake_quants", None)

@@ -1,8 +1,9 @@
 """TinyBERT distillation losses (arXiv 1909.10351, Eq. 7-10).
 
-Plain stateless callables in the spirit of `keras.distillation.DistillationLoss`:
-each takes student and teacher tensors of one layer pair and returns a scalar
-float32 loss. They hold no weights: the distiller applies its learnable
+Each loss is a `keras.distillation.DistillationLoss`, so it also plugs into
+Keras' own `keras.distillation.Distiller` (`compute_loss(teacher_outputs,
+student_outputs)`); called directly, it takes student and teacher tensors of
+one layer pair (student first) and returns a scalar float32 loss. They hold no weights: the distiller applies its learnable
 projections (W_e, W_h) to the student before calling them. Inputs are cast to
 float32 so the losses stay exact when the models run in mixed precision. All
 ops are graph ops, so the losses work inside `tf.function` and `tf.distribute`
@@ -22,6 +23,7 @@ AttentionLoss()(scores + 0.1, scores)  # ~0.01
 ```
 """
 
+import keras
 from keras import ops
 
 ATTENTION_MODES = ("official", "exact")
@@ -73,12 +75,31 @@ def _require_padding_mask(loss_name, padding_mask, batch, length):
     return mask
 
 
+class TinyBertLoss(keras.distillation.DistillationLoss):
+    """Base: `__call__(student, teacher, ...)` is the loss; `compute_loss` is
+    the same with Keras' argument order (teacher first)."""
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        return self(student_outputs, teacher_outputs, **kwargs)
+
+    def validate_outputs(self, teacher_outputs, student_outputs):
+        # Shapes are checked by each loss (with a message that names it).
+        pass
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 def _masked_mean(values, weights):
     """sum(values * weights) / sum(weights); 0 when nothing is included."""
     return ops.divide_no_nan(ops.sum(values * weights), ops.sum(weights))
 
 
-class AttentionLoss:
+class AttentionLoss(TinyBertLoss):
     """MSE between student and teacher attention scores of one layer pair.
 
     The scores are the UNNORMALISED ones, QK^T / sqrt(d) plus the additive mask
@@ -149,12 +170,8 @@ class AttentionLoss:
     def get_config(self):
         return {"mode": self.mode, "threshold": self.threshold}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
-
-class HiddenStateLoss:
+class HiddenStateLoss(TinyBertLoss):
     """MSE between projected student and teacher hidden states [batch, T, d].
 
     The distiller projects the student to the teacher width first (W_h).
@@ -201,10 +218,6 @@ class HiddenStateLoss:
     def get_config(self):
         return {"mode": self.mode}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 class EmbeddingLoss(HiddenStateLoss):
     """MSE between projected student and teacher embedding outputs (W_e).
@@ -222,7 +235,7 @@ class EmbeddingLoss(HiddenStateLoss):
     """
 
 
-class PredictionLoss:
+class PredictionLoss(TinyBertLoss):
     """Soft cross-entropy -softmax(z_T / t) . log_softmax(z_S / t) on logits.
 
     The temperature divides both logits; there is no t^2 factor and no
@@ -264,12 +277,8 @@ class PredictionLoss:
     def get_config(self):
         return {"temperature": self.temperature, "reduction": self.reduction}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
-
-class RegressionLoss:
+class RegressionLoss(TinyBertLoss):
     """MSE between student predictions and gold labels (STS-B style).
 
     Predictions may be [batch] or [batch, 1]; labels likewise.
@@ -295,10 +304,3 @@ class RegressionLoss:
         labels = ops.reshape(labels, (-1,))
         _check_same_shape("RegressionLoss", predictions, labels)
         return ops.mean(ops.square(predictions - labels))
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

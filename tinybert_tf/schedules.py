@@ -1,5 +1,6 @@
 """Learning-rate schedule of BERT fine-tuning and TinyBERT: linear warm-up,
-then linear decay to zero (or constant).
+then linear decay to zero (or constant). The optimizers are in
+`tinybert_tf.optimizers`.
 
 Example:
 >>> from tinybert_tf.schedules import WarmupLinearDecay
@@ -42,11 +43,3 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps,
                 "warmup_steps": self.warmup_steps, "decay": self.decay}
 
-
-def adamw(learning_rate, weight_decay=0.01, clipnorm=1.0, epsilon=1e-6):
-    """AdamW as BERT uses it: no decay on biases and LayerNorm, global clip."""
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=learning_rate, weight_decay=weight_decay,
-        epsilon=epsilon, global_clipnorm=clipnorm)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer

@@ -25,8 +25,8 @@ STUDENT_DEFAULT = "tinybert-3l-192d"
 
 
 def parse_args(argv=None):
-    from tinybert_tf.distribute import PRECISIONS, STRATEGIES
-    from tinybert_tf.layer_mapping import STRATEGIES as MAPPINGS
+    from tinybert_tf.distribute import DISTRIBUTION_STRATEGIES, PRECISIONS
+    from tinybert_tf.layer_mapping import MAPPING_STRATEGIES
     p = argparse.ArgumentParser(
         prog="python -m trainers.general",
         description="TinyBERT general distillation (attention + hidden-state "
@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip-norm", type=float, default=1.0)
-    p.add_argument("--mapping", default="uniform", choices=MAPPINGS)
+    p.add_argument("--mapping", default="uniform", choices=MAPPING_STRATEGIES)
     p.add_argument("--custom-layers", default=None,
                    help="teacher layer per student layer, e.g. 2,4,6")
     p.add_argument("--projection", default="shared", choices=("shared", "per_layer"))
@@ -72,7 +72,7 @@ def parse_args(argv=None):
                    help="per student layer, e.g. 1=0.5,3=2")
     p.add_argument("--teacher-dropout", action="store_true",
                    help="teacher in training mode, as the official script")
-    p.add_argument("--strategy", default="default", choices=STRATEGIES)
+    p.add_argument("--strategy", default="default", choices=DISTRIBUTION_STRATEGIES)
     p.add_argument("--tpu", default=None)
     p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
@@ -163,7 +163,8 @@ def run(args):
     from tinybert_tf.distiller import Distiller
     from tinybert_tf.distribute import is_chief, make_strategy, set_precision
     from tinybert_tf.losses import AttentionLoss, HiddenStateLoss
-    from tinybert_tf.schedules import WarmupLinearDecay, adamw
+    from tinybert_tf.optimizers import make_optimizer
+    from tinybert_tf.schedules import WarmupLinearDecay
     from tinybert_tf.tokenizer import BertTextTokenizer
 
     _prepare_output(args)
@@ -204,7 +205,7 @@ def run(args):
             mapping=mapping_from_args(args, student.config.num_layers,
                              teacher.config.num_layers),
             stage="intermediate", projection=args.projection,
-            weights=loss_weights_from_args(args),
+            loss_weights=loss_weights_from_args(args),
             attention_loss=AttentionLoss(args.attention_loss),
             hidden_loss=HiddenStateLoss(args.hidden_loss),
             teacher_training=args.teacher_dropout)
@@ -213,7 +214,7 @@ def run(args):
         schedule = WarmupLinearDecay(args.learning_rate, total_steps,
                                      int(args.warmup * total_steps))
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-        distiller.compile(optimizer=adamw(schedule, args.weight_decay,
+        distiller.compile(optimizer=make_optimizer(schedule, "adamw", args.weight_decay,
                                           args.clip_norm), jit_compile=jit)
 
     print(distiller.describe())

@@ -81,7 +81,7 @@ def keras_latency_ms(model, inputs, runs=30, warmup=3):
 def attention_maps(model, inputs):
     """Head-averaged softmax attention of every layer, [L, T, T] numpy."""
     import tensorflow as tf
-    scores = model.forward(inputs, training=False)["attention_scores"]
+    scores = model.features(inputs, training=False)["attention_scores"]
     return np.stack([tf.reduce_mean(tf.nn.softmax(s[0], -1), 0).numpy()
                      for s in scores])
 

@@ -71,9 +71,9 @@ SHORT_TASKS = ("cola", "sst2")
 
 
 def parse_args(argv=None):
-    from tinybert_tf.distribute import PRECISIONS, STRATEGIES
+    from tinybert_tf.distribute import DISTRIBUTION_STRATEGIES, PRECISIONS
     from tinybert_tf.heads import CLASSIFIER_HEADS, POOLINGS
-    from tinybert_tf.layer_mapping import STRATEGIES as MAPPINGS
+    from tinybert_tf.layer_mapping import MAPPING_STRATEGIES
     p = argparse.ArgumentParser(
         prog="python -m trainers.task",
         description="TinyBERT task-specific distillation: fine-tune a teacher"
@@ -161,7 +161,7 @@ def parse_args(argv=None):
     train.add_argument("--baseline-lr", type=float, default=None)
 
     loss = p.add_argument_group("distillation")
-    loss.add_argument("--mapping", default="uniform", choices=MAPPINGS)
+    loss.add_argument("--mapping", default="uniform", choices=MAPPING_STRATEGIES)
     loss.add_argument("--custom-layers", default=None,
                       help="teacher layer per student layer, e.g. 2,4,6")
     loss.add_argument("--projection", default="shared",
@@ -202,7 +202,7 @@ def parse_args(argv=None):
                      help="replace the student and report of a finished run")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--precision", default="float32", choices=PRECISIONS)
-    run.add_argument("--strategy", default="default", choices=STRATEGIES)
+    run.add_argument("--strategy", default="default", choices=DISTRIBUTION_STRATEGIES)
     run.add_argument("--quiet", action="store_true")
     return resolve_settings(p.parse_args(argv), p.error)
 
@@ -352,7 +352,7 @@ def check_teacher_for_task(teacher, task, source):
 def make_student(args, teacher_config, tokenizer, task):
     """(student BertClassifier, its checkpoint or None, a description)."""
     from tinybert_tf import checkpoint
-    from tinybert_tf.backbone import dummy_inputs
+    from tinybert_tf.backbone import BertBackbone, dummy_inputs
     from tinybert_tf.config import PRESETS, BertConfig
     from tinybert_tf.heads import BertClassifier
     source = args.student_preset if args.student == "random" else args.student
@@ -389,7 +389,8 @@ def make_student(args, teacher_config, tokenizer, task):
                             type_vocab_size=teacher_config.type_vocab_size)
     tokenizer.check_model(config)
     _check_heads(config, teacher_config, source, args)
-    student = BertClassifier(config, task.num_labels, head=args.head,
+    student = BertClassifier(BertBackbone(config, name="bert"),
+                             task.num_labels, head=args.head,
                              label_names=task.label_names or None,
                              pooling=args.pooling)
     student(dummy_inputs())
@@ -403,16 +404,6 @@ def _check_heads(student_config, teacher_config, source, args):
             f" and the teacher {teacher_config.num_heads}: the attention loss "
             "of step 1 compares them head by head (or pass "
             "--intermediate-epochs 0).")
-
-
-def clone_classifier(model, weights):
-    from tinybert_tf.backbone import dummy_inputs
-    from tinybert_tf.heads import BertClassifier
-    copy = BertClassifier(model.config, model.num_labels, head=model.head,
-                          label_names=model.label_names, pooling=model.pooling)
-    copy(dummy_inputs())
-    copy.set_weights(weights)
-    return copy
 
 
 # ------------------------------------------------------------------ augmentation
@@ -517,8 +508,8 @@ class TaskInputs:
     """The tf.data pipelines of a task and the scores of a model on them."""
 
     def __init__(self, task, tokenizer, batch_size, seed):
-        from tinybert_tf import task_pipeline as pipeline
-        self.pipeline = pipeline
+        from tinybert_tf import training
+        self.training = training
         self.tokenizer, self.batch_size, self.seed = tokenizer, batch_size, seed
         self.metric_names = task.metrics
         self.splits = {"dev": task.dev, **task.extra_dev}
@@ -531,17 +522,17 @@ class TaskInputs:
 
     def make(self, split, shuffle=False):
         batch = self.batch_size if shuffle else 2 * self.batch_size
-        return self.pipeline.make_dataset(split, self.tokenizer, batch,
+        return self.training.make_dataset(split, self.tokenizer, batch,
                                           shuffle=shuffle, seed=self.seed)
 
     def scores(self, model):
         """{split: {metric: value}} on dev (+ extra dev) and test."""
-        return {name: self.pipeline.evaluate(model, self.eval[name],
+        return {name: self.training.evaluate(model, self.eval[name],
                                              split.labels, self.metric_names)
                 for name, split in self.splits.items()}
 
     def best_on_dev(self, model, every_steps, verbose, name):
-        return self.pipeline.BestOnDev(model, self.eval["dev"], self.dev_labels,
+        return self.training.BestOnDev(model, self.eval["dev"], self.dev_labels,
                                        self.metric_names, every_steps,
                                        verbose=verbose, name=name)
 
@@ -549,13 +540,13 @@ class TaskInputs:
 def fine_tune_teacher(args, ckpt, task, inputs, directory, say):
     """The pre-trained `ckpt` fine-tuned on the labels, saved to `directory`."""
     from tinybert_tf import checkpoint
-    from tinybert_tf import task_pipeline as pipeline
+    from tinybert_tf import training
     teacher = checkpoint.load_classifier(
         ckpt, num_labels=task.num_labels,
         label_names=task.label_names or None, head=args.head)
     say(f"Fine-tuning the teacher {ckpt.source} ({teacher.count_params():,} "
         f"parameters) for {args.teacher_epochs} epochs, lr {args.teacher_lr}.")
-    best = pipeline.fine_tune(
+    best = training.fine_tune(
         teacher, inputs.train, inputs.eval["dev"], inputs.dev_labels,
         task.metrics, args.teacher_epochs, args.teacher_lr, args.warmup,
         args.weight_decay, args.clip_norm, args.eval_every,
@@ -578,12 +569,12 @@ def intermediate_step(args, teacher, student, student_ckpt, mapping,
 
     Returns (projection tensors to save with the student, final losses).
     """
-    from tinybert_tf import task_pipeline as pipeline
+    from tinybert_tf import training
     from tinybert_tf.distiller import Distiller
     from tinybert_tf.losses import AttentionLoss, HiddenStateLoss
     distiller = Distiller(
         teacher, student, mapping=mapping, stage="intermediate",
-        projection=args.projection, weights=loss_weights,
+        projection=args.projection, loss_weights=loss_weights,
         attention_loss=AttentionLoss(args.attention_loss),
         hidden_loss=HiddenStateLoss(args.hidden_loss))
     reused = student_ckpt is not None and distiller.load_projections(student_ckpt)
@@ -591,7 +582,7 @@ def intermediate_step(args, teacher, student, student_ckpt, mapping,
     say(f"Step 1 (intermediate layers): {args.intermediate_epochs} epochs, "
         f"constant lr {args.intermediate_lr}"
         f"{', projections reused' if reused else ''}.")
-    history = pipeline.distill(
+    history = training.distill(
         distiller, data, args.intermediate_epochs, args.intermediate_lr,
         warmup_fraction=0.0, decay=False, weight_decay=args.weight_decay,
         clip_norm=args.clip_norm, callbacks=[step_log(args, "intermediate")],
@@ -602,7 +593,7 @@ def intermediate_step(args, teacher, student, student_ckpt, mapping,
 
 def prediction_step(args, teacher, student, mapping, data, inputs, say):
     """Step 2: prediction-layer loss, warm-up + decay, best on dev kept."""
-    from tinybert_tf import task_pipeline as pipeline
+    from tinybert_tf import training
     from tinybert_tf.distiller import Distiller
     from tinybert_tf.losses import PredictionLoss
     distiller = Distiller(
@@ -615,7 +606,7 @@ def prediction_step(args, teacher, student, mapping, data, inputs, say):
         f"{args.prediction_lr}, warm-up {args.warmup}, dev {every}.")
     best = inputs.best_on_dev(student, args.eval_every, not args.quiet,
                               "student dev")
-    pipeline.distill(distiller, data, args.prediction_epochs,
+    training.distill(distiller, data, args.prediction_epochs,
                      args.prediction_lr, warmup_fraction=args.warmup,
                      weight_decay=args.weight_decay, clip_norm=args.clip_norm,
                      callbacks=[best, step_log(args, "prediction")],
@@ -627,13 +618,14 @@ def fine_tune_baseline(args, student, initial_weights, description, task,
                        inputs, train, say):
     """The student's architecture and initial weights, trained on the labels
     of `train` (the data the student was distilled on)."""
-    from tinybert_tf import task_pipeline as pipeline
+    from tinybert_tf import training
+    from tinybert_tf.heads import clone_classifier
     direct = clone_classifier(student, initial_weights)
     data = "augmented" if args.augment else "original"
     say(f"Baseline: the same student ({description}) trained on the labels of "
         f"the {data} train data, {args.baseline_epochs} epochs, lr "
         f"{args.baseline_lr}.")
-    best = pipeline.fine_tune(
+    best = training.fine_tune(
         direct, train, inputs.eval["dev"], inputs.dev_labels,
         task.metrics, args.baseline_epochs, args.baseline_lr, args.warmup,
         args.weight_decay, args.clip_norm, args.eval_every,

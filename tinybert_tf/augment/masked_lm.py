@@ -10,6 +10,7 @@ and `tf.math.top_k`. Only [rows, K] ids leave the graph.
 
 Example:
 >>> import keras, numpy as np
+>>> from tinybert_tf.backbone import BertBackbone
 >>> from tinybert_tf.config import BertConfig
 >>> from tinybert_tf.heads import BertMaskedLM
 >>> from tinybert_tf.augment.masked_lm import MaskedLMCandidates, build_row
@@ -17,8 +18,9 @@ Example:
 >>> build_row([5, 6, 7], 1, cls=2, sep=3, mask=4)
 ([2, 5, 4, 7, 3, 5, 6, 7, 3], [0, 0, 0, 0, 0, 1, 1, 1, 1], 2)
 >>> keras.utils.set_random_seed(0)
->>> mlm = BertMaskedLM(BertConfig(vocab_size=8, hidden_size=8, num_layers=1,
-...                                num_heads=2, intermediate_size=16))
+>>> mlm = BertMaskedLM(BertBackbone(BertConfig(
+...     vocab_size=8, hidden_size=8, num_layers=1, num_heads=2,
+...     intermediate_size=16)))
 >>> _ = mlm({"token_ids": np.ones((1, 4), "int32"),
 ...          "segment_ids": np.zeros((1, 4), "int32"),
 ...          "padding_mask": np.ones((1, 4), "int32"),

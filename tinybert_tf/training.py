@@ -5,19 +5,20 @@ fine-tuning (teacher, baseline) and the two task-distillation steps.
 
 Example:
 >>> import numpy as np
+>>> from tinybert_tf.backbone import BertBackbone
 >>> from tinybert_tf.config import BertConfig
 >>> from tinybert_tf.heads import BertClassifier
 >>> from tinybert_tf.tasks import Split
 >>> from tinybert_tf.tokenizer import BertTextTokenizer
->>> from tinybert_tf import task_pipeline
+>>> from tinybert_tf import training
 >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
 >>> tokenizer = BertTextTokenizer(vocab, sequence_length=8)
 >>> split = Split(["good good", "bad", "good", "bad bad"], None,
 ...               np.array([1, 0, 1, 0]))
->>> data = task_pipeline.make_dataset(split, tokenizer, batch_size=2)
->>> model = BertClassifier(BertConfig(vocab_size=7, hidden_size=8,
-...     num_layers=1, num_heads=2, intermediate_size=16), num_labels=2)
->>> best = task_pipeline.fine_tune(model, data, data, split.labels,
+>>> data = training.make_dataset(split, tokenizer, batch_size=2)
+>>> model = BertClassifier(BertBackbone(BertConfig(vocab_size=7, hidden_size=8,
+...     num_layers=1, num_heads=2, intermediate_size=16)), num_labels=2)
+>>> best = training.fine_tune(model, data, data, split.labels,
 ...     ("accuracy",), epochs=1, learning_rate=1e-3, verbose=0)
 >>> sorted(best.best_metrics)
 ['accuracy']
@@ -30,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from tinybert_tf import metrics as metrics_lib
-from tinybert_tf.schedules import WarmupLinearDecay, adamw
+from tinybert_tf.optimizers import make_optimizer
+from tinybert_tf.schedules import WarmupLinearDecay
 
 _TOKENIZE_CHUNK = 256
 
@@ -160,8 +162,9 @@ def fine_tune(model, train, dev, dev_labels, metric_names, epochs,
     `best_metrics`, `best_step`, `history`).
     """
     total = int(train.cardinality()) * epochs
-    optimizer = adamw(warmup_schedule(learning_rate, total, warmup_fraction),
-                      weight_decay, clip_norm)
+    optimizer = make_optimizer(
+        warmup_schedule(learning_rate, total, warmup_fraction),
+        weight_decay=weight_decay, clip_norm=clip_norm)
     model.compile(optimizer=optimizer, loss=task_loss(model.num_labels))
     best = BestOnDev(model, dev, dev_labels, metric_names, eval_every,
                      verbose=verbose, name=name)
@@ -181,7 +184,8 @@ def distill(distiller, train, epochs, learning_rate, warmup_fraction=0.0,
     total = int(train.cardinality()) * epochs
     schedule = WarmupLinearDecay(learning_rate, total,
                                  int(warmup_fraction * total), decay=decay)
-    distiller.compile(optimizer=adamw(schedule, weight_decay, clip_norm))
+    distiller.compile(optimizer=make_optimizer(
+        schedule, weight_decay=weight_decay, clip_norm=clip_norm))
     return distiller.fit(train, epochs=epochs, callbacks=list(callbacks),
                          shuffle=False,
                          verbose=_fit_verbose(verbose))
