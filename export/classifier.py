@@ -169,7 +169,8 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
         _log(f"On-device tokenizer: {report['device_tokenizer']}")
     if options.trim_vocab:  # for the size comparison only
         models["untrimmed"] = model_with_mask(ckpt, mask_value)
-    with staging.staged_directory(output_dir) as run.staging:
+    with staging.staged_directory(output_dir) as folder:
+        run.staging = folder
         _write_variants(run, models, qat, vocabulary)
         report["flagged"] = [v for v, r in report["variants"].items()
                              if r["flagged"]]
