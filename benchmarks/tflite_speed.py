@@ -29,11 +29,10 @@ import time
 
 import numpy as np
 
-from export import tflite, vocab_trim
+from export import convert, quantize, runtimes, signature, vocab_trim
 from tinybert_tf import assets, checkpoint
-from tinybert_tf.backbone import dummy_inputs
+from tinybert_tf.backbone import BertBackbone, dummy_inputs
 from tinybert_tf.config import BertConfig
-from tinybert_tf.backbone import BertBackbone
 from tinybert_tf.heads import BertClassifier
 from tinybert_tf.tokenizer import BertTextTokenizer
 
@@ -57,7 +56,7 @@ def random_classifier(config, seed=0):
     the converter cannot store two of them once (it shares identical
     buffers: zero biases, or kernels from one seeded initializer)."""
     model = BertClassifier(BertBackbone(config.replace(
-        attention_mask_value=tflite.MASK_VALUE_CANDIDATES[0])), NUM_LABELS)
+        attention_mask_value=quantize.EXPORT_MASK_VALUE)), NUM_LABELS)
     model(dummy_inputs())
     rng = np.random.default_rng(seed)
     for variable in model.weights:
@@ -69,14 +68,14 @@ def random_classifier(config, seed=0):
 def convert_variants(name, model, vocabulary, inputs, variants,
                      sequence_length, work):
     """Converts `model` to each variant: [(row, .tflite bytes, inputs)]."""
-    saved_model = tflite.export_saved_model(
+    saved_model = signature.export_saved_model(
         model, os.path.join(work, name), sequence_length)
-    calibration = tflite.representative_dataset(inputs, num_samples=32)
+    calibration = convert.representative_dataset(inputs, num_samples=32)
     labels = [f"label_{i}" for i in range(model.num_labels)]
     converted = []
     for variant in variants:
         start = time.perf_counter()
-        content = tflite.build_variant(saved_model, variant, calibration,
+        content = convert.build_variant(saved_model, variant, calibration,
                                        vocabulary, labels)
         row = {"model": name, "variant": variant,
                "parameters": model.count_params(),
@@ -92,8 +91,9 @@ def convert_variants(name, model, vocabulary, inputs, variants,
 def interleaved_latency(converted, rounds):
     """Median and min ms per model, timed in turns (one invoke per model per
     round) so that a load change on a shared machine hits every model alike."""
-    runners = [(tflite.LiteRTClassifier(content, num_threads=1),
-                {k: v[:1] for k, v in tflite.to_tflite_inputs(inputs).items()})
+    runners = [(runtimes.LiteRTClassifier(content, num_threads=1),
+                {k: v[:1]
+                 for k, v in signature.to_tflite_inputs(inputs).items()})
                for _, content, inputs in converted]
     for runner, one in runners:  # warm-up
         for _ in range(3):
@@ -119,7 +119,7 @@ def bbc_trimmed_vocabulary(vocabulary, sequence_length):
 
 
 def run(args):
-    variants = tflite._check_variants(args.variants)
+    variants = convert.check_variants(args.variants)
     length = args.sequence_length
     vocabulary = checkpoint.read_vocabulary(
         os.path.join(assets.minilm_dir(), "vocab.txt"))
@@ -129,7 +129,7 @@ def run(args):
         if args.checkpoint:
             student = checkpoint.load_classifier(
                 args.checkpoint,
-                attention_mask_value=tflite.MASK_VALUE_CANDIDATES[0])
+                attention_mask_value=quantize.EXPORT_MASK_VALUE)
             name = os.path.basename(os.path.normpath(args.checkpoint))
             converted += convert_variants(
                 f"checkpoint:{name}", student,
@@ -185,7 +185,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=None,
                         help="a student checkpoint to include")
-    parser.add_argument("--variants", default=",".join(tflite.VARIANTS))
+    parser.add_argument("--variants", default=",".join(convert.VARIANTS))
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--runs", type=int, default=30,
                         help="timing rounds; each invokes every model once")

@@ -27,6 +27,9 @@ import unicodedata
 
 import numpy as np
 
+from export import metadata
+from export.signature import INPUT_NAMES, OUTPUT_NAME, SIGNATURE
+
 
 def app_normalize(text):
     """Lower-case, NFD, drop combining marks: Hugging Face's uncased clean-up.
@@ -42,21 +45,19 @@ def probe_model(vocabulary, sequence_length):
     """A .tflite (with MediaPipe metadata) that returns its own inputs."""
     import tensorflow as tf
 
-    from export import metadata, tflite
-
     spec = [tf.TensorSpec([1, sequence_length], tf.int32, name=name)
-            for name in tflite.INPUT_NAMES]
+            for name in INPUT_NAMES]
 
     class Probe(tf.Module):
         @tf.function(input_signature=spec)
         def serve(self, input_word_ids, input_mask, input_type_ids):
             scores = 4 * input_word_ids + 2 * input_mask + input_type_ids
-            return {tflite.OUTPUT_NAME: tf.cast(scores, tf.float32)}
+            return {OUTPUT_NAME: tf.cast(scores, tf.float32)}
 
     probe = Probe()
     with tempfile.TemporaryDirectory() as directory:
         tf.saved_model.save(probe, directory,
-                            signatures={tflite.SIGNATURE: probe.serve})
+                            signatures={SIGNATURE: probe.serve})
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         content = converter.convert()
     return metadata.add_text_classifier_metadata(

@@ -5,7 +5,7 @@ Two things make a full-int8 BERT lose accuracy, and this module fixes both:
 1. The -10000 attention mask. The int8 range of the attention scores is
    stretched to hold it, so every real score rounds to the same value. The
    export uses a small constant (`EXPORT_MASK_VALUE`), checked to leave the
-   float model's outputs unchanged (`mask_value_effect`).
+   float model's outputs unchanged (`export.mask_value`).
 2. Rounding noise. `enable_fake_quant` switches on the fake-quant points of
    the model's own layers (`tinybert_tf.layers.FakeQuantPoints`: Dense
    outputs, residual sums, LayerNorm outputs, attention scores and
@@ -19,7 +19,7 @@ rejects every Keras 3 object, hence the fake-quant ops in our own layers.
 A QAT checkpoint is an ordinary float checkpoint (it loads and runs
 everywhere as a float model) plus the learned ranges as extra tensors
 `quantization.<point>` = [min, max] and a `quantization` section in the
-`tinybert` part of config.json; `export.tflite` uses them when present.
+`tinybert` part of config.json; `export.classifier` uses them when present.
 
 Example:
 

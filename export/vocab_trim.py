@@ -8,8 +8,8 @@ embedding rows, in their original order, into a smaller model.
 
 Text seen in training tokenizes to the same pieces afterwards (WordPiece
 takes the longest known piece, and every piece it took before is kept);
-unseen words may split into smaller pieces. `export.tflite` reports the
-accuracy change.
+unseen words may split into smaller pieces. `export.classifier` reports
+the accuracy change.
 
 Example:
 

@@ -5,6 +5,7 @@ steps on a dozen sentences so its outputs are confident, is exported once
 per module; the tests read that export.
 """
 
+import dataclasses
 import json
 import os
 
@@ -12,7 +13,11 @@ import keras
 import numpy as np
 import pytest
 
-from export import device_tokenizer, metadata, quantize, tflite, vocab_trim
+from export import (classifier, convert, device_tokenizer, mask_value,
+                    metadata, quantize, runtimes, signature, tflite,
+                    vocab_trim)
+from export.classifier import ExportOptions, export_classifier
+from export.data import ExportData, encode
 from tinybert_tf import assets, checkpoint
 from tinybert_tf.backbone import BertBackbone, dummy_inputs
 from tinybert_tf.config import BertConfig
@@ -57,9 +62,9 @@ def _vocabulary():
 def _data(tokenizer):
     train_texts = [t for t, _ in TRAIN]
     eval_texts = [t for t, _ in EVAL]
-    return tflite.ExportData(
-        train_inputs=tflite._encode(tokenizer, train_texts),
-        eval_inputs=tflite._encode(tokenizer, eval_texts),
+    return ExportData(
+        train_inputs=encode(tokenizer, train_texts),
+        eval_inputs=encode(tokenizer, eval_texts),
         eval_texts=eval_texts, eval_labels=np.array([y for _, y in EVAL]),
         eval_split="test", label_names=LABELS, train_texts=train_texts)
 
@@ -89,17 +94,17 @@ def setup(tmp_path_factory):
     student = str(root / "student")
     checkpoint.save(model, student, vocabulary)
     output = str(root / "tflite")
-    report = tflite.export_classifier(
-        student, output, data=data, sequence_length=LENGTH,
-        calibration_samples=len(TRAIN), mediapipe_check=len(EVAL),
-        latency_runs=3)
+    report = export_classifier(
+        student, output, ExportOptions(
+            sequence_length=LENGTH, calibration_samples=len(TRAIN),
+            mediapipe_check=len(EVAL), latency_runs=3), data=data)
     return dict(root=root, vocabulary=vocabulary, tokenizer=tokenizer,
                 data=data, student=student, output=output, report=report,
                 model=checkpoint.load_classifier(student))
 
 
 def _read(setup, variant):
-    with open(os.path.join(setup["output"], tflite.model_file_name(variant)),
+    with open(os.path.join(setup["output"], convert.model_file_name(variant)),
               "rb") as f:
         return f.read()
 
@@ -107,10 +112,10 @@ def _read(setup, variant):
 # ------------------------------------------------------------ the export
 
 def test_report_matches_files(setup):
-    with open(os.path.join(setup["output"], tflite.REPORT_FILE)) as f:
+    with open(os.path.join(setup["output"], classifier.REPORT_FILE)) as f:
         saved = json.load(f)
     assert saved == json.loads(json.dumps(setup["report"]))
-    assert set(saved["variants"]) == set(tflite.VARIANTS)
+    assert set(saved["variants"]) == set(convert.VARIANTS)
     for variant, result in saved["variants"].items():
         assert result["size_bytes"] == len(_read(setup, variant))
         assert result["median_latency_ms"] > 0
@@ -125,11 +130,11 @@ def test_report_matches_files(setup):
 def test_android_signature(setup):
     from ai_edge_litert.interpreter import Interpreter
 
-    for variant in tflite.VARIANTS:
+    for variant in convert.VARIANTS:
         interpreter = Interpreter(model_content=_read(setup, variant))
         inputs = {d["name"]: d for d in interpreter.get_input_details()}
         assert sorted(inputs) == sorted(
-            f"serving_default_{name}:0" for name in tflite.INPUT_NAMES)
+            f"serving_default_{name}:0" for name in signature.INPUT_NAMES)
         for detail in inputs.values():
             assert detail["dtype"] == np.int32
             assert list(detail["shape"]) == [1, LENGTH]
@@ -143,8 +148,8 @@ def test_variants_agree_with_keras(setup):
     logits = setup["model"].predict(data.eval_inputs, verbose=0)
     expected = _softmax(logits)  # the Keras student, softmax in numpy
     tolerance = {"float32": 1e-5, "float16": 1e-2}
-    for variant in tflite.VARIANTS:
-        probabilities = tflite.LiteRTClassifier(
+    for variant in convert.VARIANTS:
+        probabilities = runtimes.LiteRTClassifier(
             _read(setup, variant)).predict(data.eval_inputs)
         np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-2)
         if variant in tolerance:
@@ -178,8 +183,8 @@ def test_mediapipe_text_classifier_matches_keras(setup):
     data = setup["data"]
     keras_top = setup["model"].predict(data.eval_inputs, verbose=0).argmax(-1)
     for variant in ("float32", "full_int8"):
-        path = os.path.join(setup["output"], tflite.model_file_name(variant))
-        top = tflite.mediapipe_top_classes(path, data.eval_texts)
+        path = os.path.join(setup["output"], convert.model_file_name(variant))
+        top = runtimes.mediapipe_top_classes(path, data.eval_texts)
         assert np.mean(np.asarray(top) == keras_top) >= 8 / 9, variant
     assert setup["report"]["variants"]["float32"]["mediapipe_agreement"] == 1.0
 
@@ -233,28 +238,34 @@ def test_device_tokenizer_differs_only_by_accents():
 def test_mask_value_choice_is_verified(setup):
     inputs = setup["data"].eval_inputs
     assert inputs["padding_mask"].min() == 0  # the texts are padded
-    value, effect = tflite.choose_mask_value(setup["student"], inputs)
-    assert value == tflite.MASK_VALUE_CANDIDATES[0] and effect < 1e-4
+    value, effect = mask_value.choose_mask_value(setup["student"], inputs)
+    assert value == mask_value.MASK_VALUE_CANDIDATES[0] and effect < 1e-4
     # The check can fail: a mask of -1 lets padding leak into attention.
-    assert tflite.mask_value_effect(setup["student"], inputs, -1.0) > 1e-3
+    assert mask_value.mask_value_effect(setup["student"], inputs, -1.0) > 1e-3
     assert setup["report"]["attention_mask_value"]["exported"] == value
 
 
 def test_full_int8_with_bert_mask_constant_collapses(setup, tmp_path):
     data = setup["data"]
-    calibration = tflite.representative_dataset(data.train_inputs)
+    calibration = convert.representative_dataset(data.train_inputs)
     expected = _softmax(setup["model"].predict(data.eval_inputs, verbose=0))
     errors = {}
-    for value in (-10000.0, tflite.MASK_VALUE_CANDIDATES[0]):
+    for value in (-10000.0, mask_value.MASK_VALUE_CANDIDATES[0]):
         model = checkpoint.load_classifier(setup["student"],
                                            attention_mask_value=value)
-        saved = tflite.export_saved_model(model, str(tmp_path / str(value)),
-                                          LENGTH)
-        content = tflite.convert(saved, "full_int8", calibration)
-        probabilities = tflite.LiteRTClassifier(content).predict(
+        saved = signature.export_saved_model(
+            model, str(tmp_path / str(value)), LENGTH)
+        content = convert.convert(saved, "full_int8", calibration)
+        probabilities = runtimes.LiteRTClassifier(content).predict(
             data.eval_inputs)
         errors[value] = np.abs(probabilities - expected).max()
-    assert errors[-10000.0] > 2 * errors[tflite.MASK_VALUE_CANDIDATES[0]]
+    assert errors[-10000.0] > 2 * errors[mask_value.MASK_VALUE_CANDIDATES[0]]
+
+
+def test_mask_value_candidates_start_at_the_qat_constant():
+    candidates = mask_value.MASK_VALUE_CANDIDATES
+    assert candidates[0] == quantize.EXPORT_MASK_VALUE
+    assert list(candidates) == sorted(candidates, reverse=True)
 
 
 # ------------------------------------------------------------ QAT
@@ -310,10 +321,10 @@ def test_quantization_aware_finetune_and_export(setup, tmp_path):
     # A QAT checkpoint is also a plain float checkpoint.
     assert not quantize.fake_quants(checkpoint.load_classifier(qat_dir))
     # The converter takes the learned range of the logits.
-    report = tflite.export_classifier(
-        qat_dir, str(tmp_path / "out"), data=data, variants="full_int8",
-        sequence_length=LENGTH, mediapipe_check=0, tokenizer_check=False,
-        latency_runs=2)
+    report = export_classifier(
+        qat_dir, str(tmp_path / "out"), ExportOptions(
+            variants="full_int8", sequence_length=LENGTH, mediapipe_check=0,
+            tokenizer_check=False, latency_runs=2), data=data)
     assert report["qat_ranges"] and report["variants"]["full_int8"][
         "agreement"] >= 8 / 9
     from ai_edge_litert.interpreter import Interpreter
@@ -338,7 +349,7 @@ def test_trimmed_model_keeps_training_text_outputs(setup):
                for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "##a"))
     assert trimmed.vocabulary == [vocabulary[i] for i in sorted(kept)]
     assert trimmed.model.config.vocab_size == len(kept) < len(vocabulary) / 10
-    trimmed_inputs = tflite._encode(
+    trimmed_inputs = encode(
         BertTextTokenizer(trimmed.vocabulary, LENGTH), texts)
     np.testing.assert_array_equal(
         trimmed.kept_ids[trimmed_inputs["token_ids"]],
@@ -349,10 +360,11 @@ def test_trimmed_model_keeps_training_text_outputs(setup):
 
 
 def test_export_with_trimmed_vocabulary(setup, tmp_path):
-    report = tflite.export_classifier(
-        setup["student"], str(tmp_path / "trim"), data=setup["data"],
-        variants="dynamic_int8", sequence_length=LENGTH, trim_vocab=True,
-        mediapipe_check=len(EVAL), tokenizer_check=False, latency_runs=2)
+    report = export_classifier(
+        setup["student"], str(tmp_path / "trim"), ExportOptions(
+            variants="dynamic_int8", sequence_length=LENGTH, trim_vocab=True,
+            mediapipe_check=len(EVAL), tokenizer_check=False,
+            latency_runs=2), data=setup["data"])
     result = report["variants"]["dynamic_int8"]
     assert result["size_bytes"] < result["untrimmed_size_bytes"] / 2
     with open(str(tmp_path / "trim" / "model_dynamic_int8.tflite"), "rb") as f:
@@ -372,37 +384,62 @@ def test_checkpoint_without_head_is_refused(setup, tmp_path):
     path = str(tmp_path / "backbone")
     checkpoint.save(backbone, path, setup["vocabulary"])
     with pytest.raises(ValueError, match="no classification head"):
-        tflite.export_classifier(path, str(tmp_path / "out"),
-                                 data=setup["data"], sequence_length=LENGTH)
+        export_classifier(path, str(tmp_path / "out"),
+                          ExportOptions(sequence_length=LENGTH),
+                          data=setup["data"])
 
 
 def test_full_int8_needs_representative_data(setup, tmp_path):
     with pytest.raises(ValueError, match="representative data"):
-        tflite.convert(str(tmp_path), "full_int8", None)
-    data = tflite.ExportData(**{**setup["data"].__dict__,
+        convert.convert(str(tmp_path), "full_int8", None)
+    data = ExportData(**{**setup["data"].__dict__,
                                 "train_inputs": None})
     with pytest.raises(ValueError, match="representative data"):
-        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
-                                 data=data, variants="full_int8",
-                                 sequence_length=LENGTH)
+        export_classifier(setup["student"], str(tmp_path / "out"),
+                          ExportOptions(variants="full_int8",
+                                        sequence_length=LENGTH), data=data)
 
 
 def test_sequence_length_above_max_is_refused(setup, tmp_path):
     with pytest.raises(ValueError, match="max_position_embeddings=64"):
-        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
-                                 data=setup["data"], sequence_length=65)
+        export_classifier(setup["student"], str(tmp_path / "out"),
+                          ExportOptions(sequence_length=65),
+                          data=setup["data"])
 
 
 def test_existing_output_is_refused(setup):
     with pytest.raises(FileExistsError, match="--overwrite"):
-        tflite.export_classifier(setup["student"], setup["output"],
-                                 data=setup["data"], sequence_length=LENGTH)
+        export_classifier(setup["student"], setup["output"],
+                          ExportOptions(sequence_length=LENGTH),
+                          data=setup["data"])
 
 
 def test_unknown_variant_is_refused(setup, tmp_path):
     with pytest.raises(ValueError, match="int4"):
-        tflite.export_classifier(setup["student"], str(tmp_path / "out"),
-                                 data=setup["data"], variants="int4")
+        export_classifier(setup["student"], str(tmp_path / "out"),
+                          ExportOptions(variants="int4"), data=setup["data"])
+
+
+def test_export_options_normalize_and_freeze():
+    options = ExportOptions(variants="full_int8, float32,full_int8")
+    assert options.variants == ("full_int8", "float32")
+    assert ExportOptions().variants == convert.VARIANTS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.strict = True
+
+
+def test_command_line_options():
+    options = tflite.options_from_args(tflite.parse_args([
+        "--checkpoint", "ckpt", "--output", "out", "--train-file", "t.csv",
+        "--text-column", "body", "--variants", "dynamic_int8",
+        "--mediapipe-examples", "-1", "--max-eval", "7", "--strict"]))
+    assert options == ExportOptions(
+        task=None, train_file="t.csv", task_options={"text_column": "body"},
+        variants=("dynamic_int8",), mediapipe_check=None, max_eval=7,
+        strict=True)
+    defaults = tflite.options_from_args(tflite.parse_args(
+        ["--checkpoint", "ckpt", "--output", "out"]))
+    assert defaults == ExportOptions()
 
 
 def test_command_line(setup, tmp_path):
@@ -414,7 +451,7 @@ def test_command_line(setup, tmp_path):
             "--train-file", str(train), "--variants", "dynamic_int8",
             "--sequence-length", str(LENGTH), "--eval-split", "dev"]
     assert tflite.main(args) == 0
-    with open(os.path.join(output, tflite.REPORT_FILE)) as f:
+    with open(os.path.join(output, classifier.REPORT_FILE)) as f:
         assert json.load(f)["label_names"] == LABELS
     with pytest.raises(FileExistsError):
         tflite.main(args)

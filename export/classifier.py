@@ -1,0 +1,308 @@
+"""Student checkpoint -> verified, Android-ready TFLite classifiers.
+
+`export_classifier` converts one serving SavedModel (export/signature.py)
+into every variant (export/convert.py), verifies each with LiteRT against
+the Keras student and end to end in MediaPipe's TextClassifier
+(export/verify.py), and only then moves the files into the output folder
+(export/staging.py) with `export_report.json` (size, accuracy, agreement,
+latency per variant). The knobs are the fields of `ExportOptions`.
+
+Example:
+
+```python
+from export.classifier import ExportOptions, export_classifier
+report = export_classifier(
+    "runs/bbc/student", "runs/bbc/tflite",
+    ExportOptions(task="bbc_news", variants=("dynamic_int8",)))
+report["variants"]["dynamic_int8"]["accuracy"]
+```
+
+tinybert_tf is imported inside the functions: its package imports
+TensorFlow, which `python -m export.tflite --help` should not wait for.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from export import device_tokenizer, quantize, staging, verify, vocab_trim
+from export.convert import (VARIANTS, build_variant, check_variants,
+                            model_file_name, representative_dataset)
+from export.data import ExportData, encode, encode_optional, load_export_data
+from export.mask_value import (choose_mask_value, mask_value_effect,
+                               model_with_mask)
+from export.runtimes import keras_probabilities
+from export.signature import (DEFAULT_SEQUENCE_LENGTH, check_sequence_length,
+                              export_saved_model)
+
+REPORT_FILE = "export_report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how to check it.
+
+    Attributes:
+        variants: some of VARIANTS (a sequence or a comma-separated string).
+        sequence_length: the fixed input length L of the .tflite files.
+        trim_vocab: keep only the word-pieces of the training text.
+        overwrite: replace an existing output folder.
+        eval_split: "test" or "dev" (dev when the task has no test split).
+        max_eval: evaluate on the first N examples only.
+        max_accuracy_drop: accuracy points a variant may lose against the
+            Keras student before it is flagged; with `strict`, a flagged
+            variant aborts the export (nothing is written).
+        mask_value: the attention mask constant of the export; default: the
+            QAT checkpoint's, else the first of
+            `mask_value.MASK_VALUE_CANDIDATES` that leaves the float outputs
+            unchanged.
+        calibration_samples: training texts that calibrate full int8.
+        mediapipe_check: eval texts classified end to end by MediaPipe
+            (None: all of them; 0: none).
+        tokenizer_check: count the eval texts that MediaPipe's on-device
+            tokenizer turns into other ids (export/device_tokenizer.py).
+        latency_runs: timed LiteRT invokes per variant.
+        task / train_file / task_options: what `tinybert_tf.tasks.load_task`
+            takes; the train split calibrates full int8 (and trims the
+            vocabulary), `eval_split` verifies. Unused when
+            `export_classifier` gets `data`.
+    """
+
+    variants: tuple = VARIANTS
+    sequence_length: int = DEFAULT_SEQUENCE_LENGTH
+    trim_vocab: bool = False
+    overwrite: bool = False
+    eval_split: str = "test"
+    max_eval: int | None = None
+    max_accuracy_drop: float = 1.0
+    strict: bool = False
+    mask_value: float | None = None
+    calibration_samples: int = 200
+    mediapipe_check: int | None = 32
+    tokenizer_check: bool = True
+    latency_runs: int = 50
+    task: str | None = "bbc_news"
+    train_file: str | None = None
+    task_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "variants", check_variants(self.variants))
+        object.__setattr__(self, "task_options", dict(self.task_options))
+
+
+@dataclasses.dataclass
+class _Export:
+    """What the variants of one export share."""
+
+    options: ExportOptions
+    data: ExportData
+    reference: np.ndarray  # Keras probabilities on data.eval_inputs
+    report: dict
+    vocabulary: list  # of the export: trimmed or not
+    eval_inputs: dict  # tokenized with `vocabulary`
+    train_inputs: dict | None  # idem
+    staging: str | None = None
+
+
+def _log(message):
+    print(message, flush=True)
+
+
+def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
+    """Converts, verifies and writes every variant; returns the report dict.
+
+    Args:
+        checkpoint_dir: a student checkpoint with a classification head.
+        output_dir: created; refused if it exists unless `options.overwrite`.
+        options: an `ExportOptions` (default: all variants, bbc_news).
+        data: an `ExportData` (skips loading the task).
+    """
+    from tinybert_tf import checkpoint
+    from tinybert_tf.tokenizer import BertTextTokenizer
+
+    options = options or ExportOptions()
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    ckpt = _read_student(checkpoint_dir, output_dir, options)
+    vocabulary = ckpt.vocabulary()
+    qat = quantize.has_fake_quant_ranges(ckpt)
+    tokenizer = BertTextTokenizer(vocabulary,
+                                  sequence_length=options.sequence_length)
+    if data is None:
+        data = load_export_data(
+            options.task, tokenizer, train_file=options.train_file,
+            eval_split=options.eval_split, max_eval=options.max_eval,
+            **options.task_options)
+    if "full_int8" in options.variants and (
+            data.train_inputs is None
+            or not len(data.train_inputs["token_ids"])):
+        raise ValueError("Variant full_int8 needs representative data: give "
+                         "a task or a train file with training text.")
+    model = checkpoint.load_classifier(ckpt)
+    reference = keras_probabilities(model, data.eval_inputs)
+    report = {
+        "checkpoint": os.path.abspath(checkpoint_dir),
+        "sequence_length": options.sequence_length,
+        "eval_split": data.eval_split, "eval_examples": len(data.eval_texts),
+        "label_names": _label_names(model, data),
+        "keras_accuracy": verify.accuracy(reference, data.eval_labels),
+        "max_accuracy_drop": options.max_accuracy_drop, "qat_ranges": qat,
+        "variants": {}}
+    _log(f"Keras student: {report['keras_accuracy']} accuracy on "
+         f"{len(data.eval_texts)} {data.eval_split} examples.")
+    mask_value = _attention_mask_value(ckpt, options.mask_value, qat, data,
+                                       reference, report)
+    models = {"float": model_with_mask(ckpt, mask_value)}
+    if "full_int8" in options.variants and qat:
+        models["qat"] = quantize.load_qat_classifier(ckpt)
+    run = _Export(options, data, reference, report, vocabulary,
+                  data.eval_inputs, data.train_inputs)
+    if options.trim_vocab:
+        run.vocabulary, run.eval_inputs, run.train_inputs = _trim_models(
+            models, vocabulary, tokenizer, data, reference, report)
+    if options.tokenizer_check:
+        report["device_tokenizer"] = device_tokenizer.compare(
+            data.eval_texts, run.vocabulary, options.sequence_length)
+        _log(f"On-device tokenizer: {report['device_tokenizer']}")
+    if options.trim_vocab:  # for the size comparison only
+        models["untrimmed"] = model_with_mask(ckpt, mask_value)
+    with staging.staged_directory(output_dir) as folder:
+        run.staging = folder
+        _write_variants(run, models, qat, vocabulary)
+        report["flagged"] = [v for v, r in report["variants"].items()
+                             if r["flagged"]]
+        if report["flagged"] and options.strict:
+            raise RuntimeError(
+                f"Variants {report['flagged']} lose more than "
+                f"{options.max_accuracy_drop} accuracy points; nothing was "
+                "written (strict mode).")
+        with open(os.path.join(run.staging, REPORT_FILE), "w",
+                  encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+def _write_variants(run, models, qat, untrimmed_vocabulary):
+    """Exports the SavedModels of `models`, then every variant of them."""
+    options = run.options
+    with tempfile.TemporaryDirectory(prefix="saved_models-") as work:
+        saved_models = {
+            name: export_saved_model(m, os.path.join(work, name),
+                                     options.sequence_length)
+            for name, m in models.items()}
+        for variant in options.variants:
+            source = saved_models["qat" if variant == "full_int8" and qat
+                                  else "float"]
+            result = _export_variant(run, source, variant)
+            if "untrimmed" in saved_models:
+                result["untrimmed_size_bytes"] = len(build_variant(
+                    saved_models["untrimmed"], variant,
+                    representative_dataset(run.data.train_inputs,
+                                           options.calibration_samples),
+                    untrimmed_vocabulary, run.report["label_names"]))
+
+
+def _read_student(checkpoint_dir, output_dir, options):
+    from tinybert_tf import checkpoint
+
+    staging.refuse_existing(output_dir, options.overwrite)
+    ckpt = checkpoint.read(checkpoint_dir)
+    if "classifier.weight" not in ckpt.weights:
+        raise ValueError(
+            f"Checkpoint {checkpoint_dir} has no classification head "
+            "(no classifier.* tensors): export a fine-tuned / task-distilled "
+            "student, not a general-distillation backbone.")
+    check_sequence_length(ckpt.config, options.sequence_length)
+    return ckpt
+
+
+def _attention_mask_value(ckpt, mask_value, qat, data, reference, report):
+    """The export's mask constant, checked on the eval inputs."""
+    if mask_value is None and qat:
+        mask_value = ckpt.config.attention_mask_value
+    if mask_value is None:
+        mask_value, effect = choose_mask_value(ckpt, data.eval_inputs,
+                                               reference)
+    else:
+        effect = mask_value_effect(ckpt, data.eval_inputs, mask_value,
+                                   reference)
+    report["attention_mask_value"] = {
+        "trained": ckpt.config.attention_mask_value, "exported": mask_value,
+        "max_probability_change": effect}
+    _log(f"Attention mask constant {mask_value} (float outputs change by "
+         f"{effect:.2e} at most).")
+    return mask_value
+
+
+def _trim_models(models, vocabulary, tokenizer, data, reference, report):
+    """Trims every model in `models` (in place); returns the new vocabulary
+    and the eval/train inputs re-tokenized with it."""
+    from tinybert_tf.tokenizer import BertTextTokenizer
+
+    if data.train_texts is None:
+        raise ValueError("--trim-vocab needs the training text.")
+    for name, model in models.items():
+        trimmed = vocab_trim.trim_classifier(model, vocabulary,
+                                             data.train_texts, tokenizer)
+        models[name] = trimmed.model
+    trimmed_tokenizer = BertTextTokenizer(
+        trimmed.vocabulary, sequence_length=tokenizer.sequence_length)
+    eval_inputs = encode(trimmed_tokenizer, data.eval_texts)
+    train_inputs = encode_optional(trimmed_tokenizer, data.calibration_texts)
+    probabilities = keras_probabilities(models["float"], eval_inputs)
+    report["vocab_trim"] = {
+        "vocab_size_before": len(vocabulary),
+        "vocab_size_after": len(trimmed.vocabulary),
+        "keras_accuracy_after": verify.accuracy(probabilities,
+                                                data.eval_labels),
+        "keras_agreement": verify.agreement(probabilities, reference),
+        "eval_texts_with_other_ids": int(np.sum(np.any(
+            trimmed.kept_ids[eval_inputs["token_ids"]]
+            != data.eval_inputs["token_ids"], axis=1)))}
+    _log(f"Vocabulary trimmed {len(vocabulary)} -> {len(trimmed.vocabulary)} "
+         f"word-pieces: {report['vocab_trim']}")
+    return trimmed.vocabulary, eval_inputs, train_inputs
+
+
+def _export_variant(run, saved_model, variant):
+    """Converts, verifies and stages one variant; adds it to the report."""
+    options, data, report = run.options, run.data, run.report
+    calibration = (representative_dataset(run.train_inputs,
+                                          options.calibration_samples)
+                   if run.train_inputs is not None else None)
+    start = time.perf_counter()
+    content = build_variant(saved_model, variant, calibration, run.vocabulary,
+                            report["label_names"])
+    seconds = time.perf_counter() - start
+    result = verify.verify_variant(content, run.eval_inputs, data.eval_labels,
+                                   run.reference, options.latency_runs)
+    path = os.path.join(run.staging, model_file_name(variant))
+    with open(path, "wb") as f:
+        f.write(content)
+    result.update(file=model_file_name(variant), size_bytes=len(content),
+                  size_mb=round(len(content) / 1e6, 3),
+                  conversion_seconds=round(seconds, 1))
+    if options.mediapipe_check is None or options.mediapipe_check > 0:
+        result.update(verify.mediapipe_check(
+            path, content, data.eval_texts[:options.mediapipe_check],
+            run.eval_inputs, data.eval_labels))
+    verify.judge(result, report["keras_accuracy"], options.max_accuracy_drop)
+    report["variants"][variant] = result
+    _log(verify.variant_line(variant, result))
+    if result["flagged"]:
+        _log(verify.flag_banner(variant, result["accuracy_drop_points"],
+                                options.max_accuracy_drop))
+    return result
+
+
+def _label_names(model, data):
+    names = model.label_names or data.label_names
+    if not names:
+        return [str(i) for i in range(model.num_labels)]
+    if len(names) != model.num_labels:
+        raise ValueError(f"The task has {len(names)} labels but the "
+                         f"checkpoint's classifier has {model.num_labels}.")
+    return list(names)
