@@ -4,7 +4,7 @@
 into every variant (export/convert.py), verifies each with LiteRT against
 the Keras student and end to end in MediaPipe's TextClassifier
 (export/verify.py), and only then moves the files into the output folder
-(export/staging.py) with `export_report.json` (size, accuracy, agreement,
+(`tinybert_tf.files`) with `export_report.json` (size, accuracy, agreement,
 latency per variant). The knobs are the fields of `ExportOptions`.
 
 Example:
@@ -12,8 +12,8 @@ Example:
 ```python
 from export.classifier import ExportOptions, export_classifier
 report = export_classifier(
-    "runs/bbc/student", "runs/bbc/tflite",
-    ExportOptions(task="bbc_news", variants=("dynamic_int8",)))
+    "runs/bbc/student", "runs/bbc/tflite_own_data",
+    ExportOptions(train_file="train.csv", variants=("dynamic_int8",)))
 report["variants"]["dynamic_int8"]["accuracy"]
 ```
 
@@ -22,14 +22,13 @@ TensorFlow, which `python -m export.tflite --help` should not wait for.
 """
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
 
-from export import device_tokenizer, quantize, staging, verify, vocab_trim
+from export import device_tokenizer, quantize, verify, vocab_trim
 from export.convert import (VARIANTS, build_variant, check_variants,
                             model_file_name, representative_dataset)
 from export.data import ExportData, encode, encode_optional, load_export_data
@@ -38,6 +37,7 @@ from export.mask_value import (choose_mask_value, mask_value_effect,
 from export.runtimes import keras_probabilities
 from export.signature import (DEFAULT_SEQUENCE_LENGTH, check_sequence_length,
                               export_saved_model)
+from tinybert_tf import files
 
 REPORT_FILE = "export_report.json"
 
@@ -169,7 +169,7 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
         _log(f"On-device tokenizer: {report['device_tokenizer']}")
     if options.trim_vocab:  # for the size comparison only
         models["untrimmed"] = model_with_mask(ckpt, mask_value)
-    with staging.staged_directory(output_dir) as folder:
+    with files.staged_directory(output_dir, prefix=".export-") as folder:
         run.staging = folder
         _write_variants(run, models, qat, vocabulary)
         report["flagged"] = [v for v, r in report["variants"].items()
@@ -179,9 +179,7 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
                 f"Variants {report['flagged']} lose more than "
                 f"{options.max_accuracy_drop} accuracy points; nothing was "
                 "written (strict mode).")
-        with open(os.path.join(run.staging, REPORT_FILE), "w",
-                  encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+        files.write_json(os.path.join(run.staging, REPORT_FILE), report)
     return report
 
 
@@ -208,7 +206,7 @@ def _write_variants(run, models, qat, untrimmed_vocabulary):
 def _read_student(checkpoint_dir, output_dir, options):
     from tinybert_tf import checkpoint
 
-    staging.refuse_existing(output_dir, options.overwrite)
+    files.refuse_existing(output_dir, options.overwrite)
     ckpt = checkpoint.read(checkpoint_dir)
     if "classifier.weight" not in ckpt.weights:
         raise ValueError(

@@ -15,7 +15,7 @@ Example:
 
 ```python
 from export import convert, signature
-saved = signature.export_saved_model(model, "/tmp/saved", 128)
+saved = signature.export_saved_model(model, "saved_model", 128)
 content = convert.build_variant(saved, "dynamic_int8", None, vocabulary,
                                 ["business", "sport"])
 open(convert.model_file_name("dynamic_int8"), "wb").write(content)

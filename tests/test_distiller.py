@@ -209,8 +209,23 @@ def test_all_stage_adds_the_prediction_loss():
     assert_losses_equal(compute(distiller, inputs), expected)
 
 
-def test_regression_prediction_uses_gold_labels():
+def test_regression_prediction_learns_the_teacher_outputs():
+    """The paper's prediction-layer distillation, also for regression (the
+    official code's gold-label MSE is its bug #128)."""
     distiller = Distiller(*classifiers(num_labels=1), stage="prediction")
+    inputs = make_inputs()
+    labels = np.array([0.5, 1.0, -2.0, 3.0], "float32")
+    student, teacher = outputs(distiller, inputs)
+    value = mse(student["logits"][:, 0], teacher["logits"][:, 0])
+    assert_losses_equal(compute(distiller, inputs, labels),
+                        {"prediction_loss": value, "loss": value})
+    assert_losses_equal(compute(distiller, inputs),
+                        {"prediction_loss": value, "loss": value})
+
+
+def test_regression_prediction_uses_gold_labels():
+    distiller = Distiller(*classifiers(num_labels=1), stage="prediction",
+                          regression_target="labels")
     inputs = make_inputs()
     labels = np.array([0.5, 1.0, -2.0, 3.0], "float32")
     student, _ = outputs(distiller, inputs)
@@ -264,7 +279,17 @@ def test_bad_arguments_raise():
 def test_prediction_stage_allows_different_head_counts():
     teacher = BertClassifier(BertBackbone(TEACHER), 3)
     student = BertClassifier(BertBackbone(STUDENT.replace(num_heads=4)), 3)
-    Distiller(teacher, student, stage="prediction")
+    distiller = Distiller(teacher, student, stage="prediction")
+    inputs = make_inputs()
+    student_out, teacher_out = outputs(distiller, inputs)
+    expected = numpy_soft_cross_entropy(student_out["logits"],
+                                        teacher_out["logits"])
+    assert_losses_equal(compute(distiller, inputs),
+                        {"prediction_loss": expected, "loss": expected})
+    distiller.compile(optimizer="sgd")
+    logs = distiller.fit(inputs, epochs=1, batch_size=len(inputs["token_ids"]),
+                         verbose=0).history
+    assert np.isfinite(logs["prediction_loss"][0])
 
 
 # ------------------------------------------------ training

@@ -84,6 +84,27 @@ def test_self_attention_matches_numpy():
     assert scores.numpy()[1, :, :, 3:].max() < -9000  # padded keys
 
 
+def test_scores_are_float32_under_mixed_bfloat16():
+    """The attention loss's targets keep float32 precision: scores are
+    QK^T of the (bfloat16) projections computed in float32."""
+    hidden, bias = random_inputs()
+    layer = SelfAttention(HIDDEN, HEADS, dtype="mixed_bfloat16")
+    _, scores = layer(hidden, bias)
+    assert scores.dtype == "float32"
+    q, k = (np.asarray(d(hidden), np.float64) for d in (layer.query, layer.key))
+    d = layer.head_size
+    for h in range(HEADS):
+        part = slice(h * d, (h + 1) * d)
+        expected = (q[..., part] @ k[..., part].transpose(0, 2, 1)
+                    / math.sqrt(d) + bias[:, 0])
+        # float32 arithmetic: ~1e-6 relative (bfloat16 scores: ~4e-3).
+        # Keras casts the bias input to bfloat16: compare real keys only.
+        real = np.broadcast_to(bias[:, 0] == 0, expected.shape)
+        np.testing.assert_allclose(scores.numpy()[:, h][real], expected[real],
+                                   rtol=1e-5, atol=1e-5)
+    assert scores.numpy()[1, :, :, 3:].max() < -9000
+
+
 def test_self_attention_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="hidden_size=10 is not divisible by "
                                          "num_heads=3"):

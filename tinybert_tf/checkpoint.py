@@ -34,11 +34,11 @@ Example:
 import json
 import os
 import re
-import shutil
 import tempfile
 
 import numpy as np
 
+from tinybert_tf import files
 from tinybert_tf.config import BertConfig
 
 SAFETENSORS = "model.safetensors"
@@ -503,23 +503,9 @@ def save(model, directory, vocabulary, extra_weights=None, extras=None,
         hf_config["architectures"] = ["BertForMaskedLM"]
     hf_config["tinybert"] = tinybert
 
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".saving-", dir=parent)
-    try:
+    with files.staged_directory(directory, prefix=".saving-") as staging:
         save_file(tensors, os.path.join(staging, SAFETENSORS))
         with open(os.path.join(staging, CONFIG), "w", encoding="utf-8") as f:
             json.dump(hf_config, f, indent=2)
         with open(os.path.join(staging, VOCAB), "w", encoding="utf-8") as f:
             f.write("\n".join(vocabulary) + "\n")
-        if os.path.exists(directory):
-            old = directory + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

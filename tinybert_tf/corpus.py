@@ -19,6 +19,7 @@ Example:
 >>> tokenizer = BertTextTokenizer(assets.minilm_dir() + "/vocab.txt", 128)
 >>> cache = build_cache([assets.gensim_text_files()[1]], tokenizer,
 ...                     cache_dir=tempfile.mkdtemp(), max_documents=20)
+Tokenized 20 documents into 48 sequences of 128 (...)
 >>> batch = next(iter(make_dataset(cache, batch_size=4)))
 >>> tuple(batch["token_ids"].shape)
 (4, 128)

@@ -41,6 +41,7 @@ from tinybert_tf.losses import (AttentionLoss, EmbeddingLoss, HiddenStateLoss,
 
 STAGES = ("intermediate", "prediction", "all")
 PROJECTIONS = ("shared", "per_layer")
+REGRESSION_TARGETS = ("teacher", "labels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,13 +79,21 @@ class Distiller(BuiltBeforeFit, keras.Model):
             defaults to `EmbeddingLoss` in the mode of a `HiddenStateLoss`).
         teacher_training: run the teacher with dropout, as both official
             scripts do (they never call `teacher_model.eval()`); default off.
+        regression_target: what a regression student's prediction layer
+            learns: "teacher" (MSE to the teacher's outputs, the paper's
+            method) or "labels" (MSE to the gold labels: the official code,
+            a known bug, huawei-noah/Pretrained-Language-Model#128).
     """
 
     def __init__(self, teacher, student, mapping=None, stage="intermediate",
                  projection="shared", loss_weights=None, attention_loss=None,
                  hidden_loss=None, embedding_loss=None, prediction_loss=None,
-                 teacher_training=False, **kwargs):
+                 teacher_training=False, regression_target="teacher",
+                 **kwargs):
         super().__init__(**kwargs)
+        if regression_target not in REGRESSION_TARGETS:
+            raise ValueError(f"regression_target must be one of "
+                             f"{REGRESSION_TARGETS}, got {regression_target!r}.")
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
         if projection not in PROJECTIONS:
@@ -130,6 +139,7 @@ class Distiller(BuiltBeforeFit, keras.Model):
         self.prediction_loss = prediction_loss or PredictionLoss()
         self.regression_loss = RegressionLoss()
         self.teacher_training = teacher_training
+        self.regression_target = regression_target
 
         count = 1 if projection == "shared" else s_config.num_layers + 1
         self.projections = [
@@ -202,10 +212,13 @@ class Distiller(BuiltBeforeFit, keras.Model):
             total += w.attention * attention_sum + w.hidden * hidden_sum
         if self.stage != "intermediate":
             if self.student.is_regression:
-                if labels is None:
-                    raise ValueError("A regression task needs gold labels for "
-                                     "the prediction-layer loss.")
-                prediction = self.regression_loss(student_out["logits"], labels)
+                target = teacher_out["logits"]
+                if self.regression_target == "labels":
+                    if labels is None:
+                        raise ValueError("regression_target='labels' needs "
+                                         "gold labels in the data.")
+                    target = labels
+                prediction = self.regression_loss(student_out["logits"], target)
             else:
                 prediction = self.prediction_loss(student_out["logits"],
                                                   teacher_out["logits"])

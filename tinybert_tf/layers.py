@@ -219,8 +219,11 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
     """Multi-head self-attention returning (context, pre-softmax scores).
 
     `call(hidden, bias)` with `bias` the additive mask of `attention_bias`.
-    The scores are QK^T/sqrt(d_head) + bias, shape [batch, heads, T, T]; the
-    softmax runs in float32 under mixed precision.
+    The scores are QK^T/sqrt(d_head) + bias, shape [batch, heads, T, T],
+    computed and returned in float32 under mixed precision too (they are
+    the attention loss's targets: bfloat16 would round them to 3
+    significant digits; QK^T is about 3 % of a BERT layer's FLOPs at
+    T = 128), and so is the softmax.
     """
 
     FAKE_QUANT_POINTS = ("query", "key", "value", "scores", "probs", "context")
@@ -255,12 +258,11 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
         q, k, v = (self._split_heads(self.fake_quant_point(
             name, dense(hidden), training)) for name, dense in (
             ("query", self.query), ("key", self.key), ("value", self.value)))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        scores = scores * ops.cast(1.0 / math.sqrt(self.head_size), scores.dtype)
-        scores = scores + ops.cast(bias, scores.dtype)
+        scores = ops.matmul(ops.cast(q, "float32"),
+                            ops.transpose(ops.cast(k, "float32"), (0, 1, 3, 2)))
+        scores = scores / math.sqrt(self.head_size) + ops.cast(bias, "float32")
         quantized_scores = self.fake_quant_point("scores", scores, training)
-        probs = ops.cast(ops.softmax(ops.cast(quantized_scores, "float32"),
-                                     axis=-1), v.dtype)
+        probs = ops.cast(ops.softmax(quantized_scores, axis=-1), v.dtype)
         probs = self.fake_quant_point("probs", probs, training)
         context = ops.matmul(self.dropout(probs, training=training), v)
         context = self.fake_quant_point("context", context, training)

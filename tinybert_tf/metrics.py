@@ -3,7 +3,9 @@
 - "accuracy": fraction of exact matches (SST-2, MNLI, QNLI, RTE, WNLI, BBC News),
 - "f1": binary F1 of the positive class 1 (MRPC, QQP, with accuracy),
 - "matthews": Matthews correlation coefficient, multi-class form (CoLA),
-- "pearson" / "spearman": correlations for regression (STS-B).
+- "pearson" / "spearman": correlations for regression (STS-B),
+- "corr": (pearson + spearman) / 2, what the official TinyBERT code selects
+  STS-B checkpoints on.
 
 Classification metrics take class ids, or scores/logits of shape
 `(n, num_classes)` which are arg-maxed. Regression metrics take values of shape
@@ -27,7 +29,7 @@ import numpy as np
 import scipy.stats
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
-REGRESSION_METRICS = ("pearson", "spearman")
+REGRESSION_METRICS = ("pearson", "spearman", "corr")
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 
 
@@ -109,12 +111,18 @@ def spearman(predictions, labels):
     return pearson(scipy.stats.rankdata(predictions), scipy.stats.rankdata(labels))
 
 
+def corr(predictions, labels):
+    """(Pearson + Spearman) / 2. `corr([1, 2, 3], [2, 4, 7])` -> 0.996..."""
+    return (pearson(predictions, labels) + spearman(predictions, labels)) / 2
+
+
 _FUNCTIONS = {
     "accuracy": accuracy,
     "f1": f1,
     "matthews": matthews,
     "pearson": pearson,
     "spearman": spearman,
+    "corr": corr,
 }
 
 
@@ -147,5 +155,13 @@ def compute_metrics(metric_names, predictions, labels):
 
 
 def primary_metric(metric_names):
-    """The metric used to pick the best checkpoint: the first one. `primary_metric(("matthews",))` -> 'matthews'."""
+    """The first metric (the default selection metric of a metric list). `primary_metric(("matthews",))` -> 'matthews'."""
     return check_metric_names(metric_names)[0]
+
+
+def with_metric(metric_names, name):
+    """`metric_names` with `name` appended if missing (reports show every
+    metric, the selection metric included)."""
+    names = check_metric_names(metric_names)
+    check_metric_names(name)
+    return names if name in names else names + (name,)

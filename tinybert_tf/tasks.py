@@ -82,7 +82,10 @@ class TaskData:
         test: a labelled test split, or None when the source has none (GLUE).
         label_names: class names, index = class id; [] for regression.
         is_regression: True when labels are float32 scores (STS-B).
-        metrics: metric names of `tinybert_tf.metrics`, primary first.
+        metrics: metric names of `tinybert_tf.metrics`, all reported.
+        select_metric: the dev metric that picks the best checkpoint; the
+            official code's per task (accuracy for MRPC/QQP, (Pearson +
+            Spearman) / 2 for STS-B), default the first of `metrics`.
         extra_dev: further labelled evaluation splits, e.g.
             {"dev_mismatched": ...} for MNLI.
     """
@@ -95,6 +98,15 @@ class TaskData:
     is_regression: bool
     metrics: tuple
     extra_dev: dict = dataclasses.field(default_factory=dict)
+    select_metric: str = None
+
+    def __post_init__(self):
+        self.select_metric = self.select_metric or self.metrics[0]
+
+    @property
+    def reported_metrics(self):
+        """`metrics` plus `select_metric` when it is not among them."""
+        return metrics_lib.with_metric(self.metrics, self.select_metric)
 
     @property
     def num_labels(self):
@@ -235,6 +247,7 @@ def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS):
 class _GlueTask:
     text_features: tuple  # (text_a feature, text_b feature or None)
     metrics: tuple
+    select_metric: str = None  # official selection, default metrics[0]
     dev_split: str = "validation"
     extra_dev_splits: tuple = ()  # ((our name, TFDS split), ...)
 
@@ -242,9 +255,9 @@ class _GlueTask:
 GLUE_TASKS = {
     "cola": _GlueTask(("sentence", None), ("matthews",)),
     "sst2": _GlueTask(("sentence", None), ("accuracy",)),
-    "mrpc": _GlueTask(("sentence1", "sentence2"), ("f1", "accuracy")),
-    "qqp": _GlueTask(("question1", "question2"), ("f1", "accuracy")),
-    "stsb": _GlueTask(("sentence1", "sentence2"), ("pearson", "spearman")),
+    "mrpc": _GlueTask(("sentence1", "sentence2"), ("f1", "accuracy"), "accuracy"),
+    "qqp": _GlueTask(("question1", "question2"), ("f1", "accuracy"), "accuracy"),
+    "stsb": _GlueTask(("sentence1", "sentence2"), ("pearson", "spearman"), "corr"),
     "mnli": _GlueTask(
         ("premise", "hypothesis"),
         ("accuracy",),
@@ -330,6 +343,7 @@ def load_glue(task, data_dir=None, download=True, test_fraction=0.0, seed=0):
         label_names=[] if is_regression else list(label_feature.names),
         is_regression=is_regression,
         metrics=spec.metrics,
+        select_metric=spec.select_metric,
         extra_dev=loaded,
     )
 

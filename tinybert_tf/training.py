@@ -24,8 +24,6 @@ Example:
 ['accuracy']
 """
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -37,13 +35,16 @@ from tinybert_tf.schedules import WarmupLinearDecay
 _TOKENIZE_CHUNK = 256
 
 
-def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0):
+def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0,
+                 drop_remainder=False):
     """(inputs dict, label) batches of a `tasks.Split`, tokenized once.
 
     Text is tokenized in chunks by a batched `map`, cached, then (re)shuffled
     each epoch and batched. Labels are int32 class ids, or float32 values for
     regression. The dataset knows its length (Keras shows progress, and
-    `steps_per_epoch` below agrees with it).
+    `fit` agrees with it). `drop_remainder` drops the last
+    partial batch, as the official training loops do (they skip a batch
+    smaller than the batch size).
     """
     labels = np.asarray(split.labels)
     labels = labels.astype("float32" if labels.dtype.kind == "f" else "int32")
@@ -59,11 +60,8 @@ def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0):
     if shuffle:
         dataset = dataset.shuffle(len(split), seed=seed,
                                   reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def steps_per_epoch(num_examples, batch_size):
-    return max(1, math.ceil(num_examples / batch_size))
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+        tf.data.AUTOTUNE)
 
 
 def predict(model, dataset):
@@ -85,18 +83,21 @@ class BestOnDev(keras.callbacks.Callback):
     `every_steps` training steps (0: at the end of each epoch) and after the
     last step; then the best weights (the first best on ties) are put back.
 
+    The best is the highest `select_metric` (default: the first of
+    `metric_names`; it is computed too when not among them).
+
     Attributes after training: `best_metrics`, `best_step`, `history` (a list
     of `{"step", **metrics}`).
     """
 
     def __init__(self, model, dataset, labels, metric_names, every_steps=0,
-                 verbose=1, name="dev"):
+                 verbose=1, name="dev", select_metric=None):
         super().__init__()
         self.evaluated_model = model
         self.dataset = dataset
         self.labels = labels
-        self.metric_names = metrics_lib.check_metric_names(metric_names)
-        self.primary = metrics_lib.primary_metric(self.metric_names)
+        self.primary = select_metric or metrics_lib.primary_metric(metric_names)
+        self.metric_names = metrics_lib.with_metric(metric_names, self.primary)
         self.every_steps = every_steps
         self.verbose = verbose
         self.name = name

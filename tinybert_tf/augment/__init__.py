@@ -11,10 +11,13 @@ Example (the offline default: no masked LM, GloVe 6B 50d from its package):
 ```python
 import numpy as np
 from tinybert_tf.augment import AugmentConfig, augment_dataset
-text_a, text_b, labels = augment_dataset(
-    ["The film was great."], None, np.array([1]),
-    AugmentConfig.for_task("sst2"), mlm="path/to/bert-base-uncased")
+data = augment_dataset(["The film was great."], None, np.array([1]),
+                       AugmentConfig(num_samples=4))
+data.text_a[0], len(data.text_a), data.labels  # the original, then variants
 ```
+With a masked LM (the official method for one-piece words), add
+`mlm="bert-base-uncased"` (any BertForMaskedLM checkpoint); `AugmentConfig.
+for_task("sst2")` gives the official N of a GLUE task.
 See docs/augmentation.md.
 """
 
