@@ -488,3 +488,20 @@ def test_mixed_float16_uses_loss_scaling(restore_policy):
     moved = any(not np.array_equal(b, np.array(v)) for b, v in
                 zip(before, distiller.student.trainable_weights))
     assert moved == (int(distiller.optimizer.iterations) > 0)
+
+
+def test_custom_hidden_loss_without_mode():
+    """A hidden-state loss of the user's own (no `.mode`) works; the
+    embedding loss is then the official one, or the one given."""
+    from tinybert_tf.losses import EmbeddingLoss
+
+    def cosine_like(student, teacher, padding_mask=None):
+        return tf.reduce_mean(tf.abs(student - teacher))
+
+    distiller = Distiller(*backbones(), hidden_loss=cosine_like)
+    assert distiller.embedding_loss.mode == "official"
+    losses = compute(distiller, make_inputs())
+    assert np.isfinite(float(losses["loss"]))
+    exact = Distiller(*backbones(), hidden_loss=cosine_like,
+                      embedding_loss=EmbeddingLoss("exact"))
+    assert exact.embedding_loss.mode == "exact"

@@ -171,3 +171,51 @@ def test_doctests():
     import doctest
     from tinybert_tf import heads
     assert doctest.testmod(heads).failed == 0
+
+
+def test_official_head_has_no_dropout():
+    """tanh_relu is the official `classifier(relu(pooled))`: no dropout unless
+    asked for; BERT's linear head keeps the hidden dropout."""
+    model = BertClassifier(BertBackbone(CONFIG.replace(hidden_dropout=0.0,
+                                                       attention_dropout=0.0)),
+                           num_labels=2, head="tanh_relu")
+    assert model.classifier_dropout == 0.0
+    np.testing.assert_array_equal(model(INPUTS, training=True).numpy(),
+                                  model(INPUTS).numpy())
+    assert BertClassifier(BertBackbone(CONFIG), 2, head="tanh_relu",
+                          classifier_dropout=0.3).classifier_dropout == 0.3
+
+
+def test_from_config_copies_the_classifier():
+    from tinybert_tf.heads import clone_classifier
+
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=3, head="tanh_relu",
+                           label_names=["a", "b", "c"], pooling="mean")
+    model(INPUTS)
+    copy = clone_classifier(model, model.get_weights())
+
+    def without_build_shapes(config):
+        return {**config, "backbone": {**config["backbone"],
+                                       "build_config": None}}
+
+    assert (without_build_shapes(copy.get_config())
+            == without_build_shapes(model.get_config()))
+    np.testing.assert_allclose(copy(INPUTS).numpy(), model(INPUTS).numpy(),
+                               rtol=1e-6)
+    smaller = clone_classifier(model, vocab_size=20)
+    assert smaller.config.vocab_size == 20 and model.config.vocab_size == 30
+
+
+def test_reorder_labels_matches_classes_by_name():
+    from tinybert_tf.heads import reorder_labels
+
+    model = BertClassifier(BertBackbone(CONFIG), num_labels=3,
+                           label_names=["contradiction", "entailment",
+                                        "neutral"])
+    before = model(INPUTS).numpy()
+    reorder_labels(model, ["entailment", "neutral", "contradiction"])
+    np.testing.assert_allclose(model(INPUTS).numpy(), before[:, [1, 2, 0]],
+                               rtol=1e-6)
+    assert model.label_names == ["entailment", "neutral", "contradiction"]
+    with pytest.raises(ValueError, match="not the task's labels"):
+        reorder_labels(model, ["positive", "negative", "neutral"])

@@ -117,3 +117,13 @@ def test_every_known_metric_runs():
     result = compute_metrics(METRICS, [0, 1, 1, 0], [0, 1, 0, 0])
     assert set(result) == set(METRICS)
     assert all(isinstance(value, float) for value in result.values())
+
+
+def test_corr_is_the_mean_of_pearson_and_spearman():
+    from tinybert_tf.metrics import corr, spearman, with_metric
+    predictions, labels = [0.1, 0.5, 0.4, 2.0], [0.0, 1.0, 2.0, 3.0]
+    assert corr(predictions, labels) == pytest.approx(
+        (pearson(predictions, labels) + spearman(predictions, labels)) / 2)
+    assert with_metric(("pearson", "spearman"), "corr") == (
+        "pearson", "spearman", "corr")
+    assert with_metric(("f1", "accuracy"), "accuracy") == ("f1", "accuracy")

@@ -95,6 +95,18 @@ def test_load_glue_stsb_is_regression(mocked_tfds):
     assert data.metrics == ("pearson", "spearman")
 
 
+@pytest.mark.parametrize("task, select", [
+    ("mrpc", "accuracy"), ("qqp", "accuracy"), ("stsb", "corr"),
+    ("cola", "matthews"), ("sst2", "accuracy")])
+def test_glue_selects_on_the_official_metric(mocked_tfds, task, select):
+    """task_distill.py keeps the best dev acc for MRPC/QQP, corr =
+    (pearson + spearman) / 2 for STS-B, mcc for CoLA; all are reported."""
+    data = load_glue(task)
+    assert data.select_metric == select
+    assert select in data.reported_metrics
+    assert set(data.metrics) <= set(data.reported_metrics)
+
+
 def test_load_glue_mnli_has_mismatched_dev(mocked_tfds):
     data = load_glue("mnli")
     assert list(data.extra_dev) == ["dev_mismatched"]

@@ -127,6 +127,28 @@ class BertClassifier(FakeQuantPoints, keras.Model):
         return cls(**config)
 
 
+def reorder_labels(model, label_names):
+    """Permutes `model`'s output classes (in place) into the order of
+    `label_names`, matching them by name; returns `model`.
+
+    A teacher fine-tuned elsewhere may order the same classes differently:
+    MNLI is entailment/neutral/contradiction in `datasets` but
+    contradiction/entailment/neutral in the official TinyBERT code, which
+    silently scores ~10 % (huawei-noah/Pretrained-Language-Model#229).
+    Classes that do not match by name are refused.
+    """
+    have, want = list(model.label_names or []), list(label_names)
+    if sorted(have) != sorted(want):
+        raise ValueError(f"The model's labels {have or '(unnamed)'} are not "
+                         f"the task's labels {want}: it was fine-tuned for "
+                         "another task or label set.")
+    order = [have.index(name) for name in want]
+    kernel, bias = model.classifier.get_weights()
+    model.classifier.set_weights([kernel[:, order], bias[order]])
+    model.label_names = want
+    return model
+
+
 def clone_classifier(model, weights=None, **config_changes):
     """A new, built `BertClassifier` of `model`'s configuration.
 
