@@ -40,6 +40,7 @@ from export.signature import (DEFAULT_SEQUENCE_LENGTH, check_sequence_length,
 from tinybert_tf import files
 
 REPORT_FILE = "export_report.json"
+QAT_CHECKPOINT = "student_qat"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +57,15 @@ class ExportOptions:
         max_accuracy_drop: accuracy points a variant may lose against the
             Keras student before it is flagged; with `strict`, a flagged
             variant aborts the export (nothing is written).
-        mask_value: the attention mask constant of the export; default: the
-            QAT checkpoint's, else the first of
-            `mask_value.MASK_VALUE_CANDIDATES` that leaves the float outputs
-            unchanged.
+        mask_value: the attention mask constant of every variant; default:
+            the QAT one (a QAT checkpoint's, or `qat.mask_value`), else the
+            first of `mask_value.MASK_VALUE_CANDIDATES` that leaves the float
+            outputs unchanged.
+        qat: `quantize.QATOptions`: fine-tune the student with int8 fake
+            quantization on the training text first (the full_int8 variant
+            is converted from it; the QAT checkpoint is written to
+            OUTPUT/student_qat); None: no QAT (a QAT checkpoint is used as
+            it is).
         calibration_samples: training texts that calibrate full int8.
         mediapipe_check: eval texts classified end to end by MediaPipe
             (None: all of them; 0: none).
@@ -81,6 +87,7 @@ class ExportOptions:
     max_accuracy_drop: float = 1.0
     strict: bool = False
     mask_value: float | None = None
+    qat: quantize.QATOptions | None = None
     calibration_samples: int = 200
     mediapipe_check: int | None = 32
     tokenizer_check: bool = True
@@ -102,6 +109,7 @@ class _Export:
     data: ExportData
     reference: np.ndarray  # Keras probabilities on data.eval_inputs
     report: dict
+    mask_value: float  # of every variant
     vocabulary: list  # of the export: trimmed or not
     eval_inputs: dict  # tokenized with `vocabulary`
     train_inputs: dict | None  # idem
@@ -153,12 +161,21 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
         "variants": {}}
     _log(f"Keras student: {report['keras_accuracy']} accuracy on "
          f"{len(data.eval_texts)} {data.eval_split} examples.")
-    mask_value = _attention_mask_value(ckpt, options.mask_value, qat, data,
-                                       reference, report)
+    if qat and options.qat is not None:
+        raise ValueError(f"Checkpoint {checkpoint_dir} was already saved "
+                         "after QAT; export it without QAT options (or "
+                         "give its float source).")
+    mask_value = _attention_mask_value(ckpt, options, qat, data, reference,
+                                       report)
     models = {"float": model_with_mask(ckpt, mask_value)}
-    if "full_int8" in options.variants and qat:
+    if options.qat is not None:
+        models["qat"] = _quantization_aware_model(ckpt, options, data,
+                                                  mask_value, report)
+    elif "full_int8" in options.variants and qat:
         models["qat"] = quantize.load_qat_classifier(ckpt)
-    run = _Export(options, data, reference, report, vocabulary,
+        quantize.set_attention_mask_value(models["qat"], mask_value)
+    qat = report["qat_ranges"] = "qat" in models
+    run = _Export(options, data, reference, report, mask_value, vocabulary,
                   data.eval_inputs, data.train_inputs)
     if options.trim_vocab:
         run.vocabulary, run.eval_inputs, run.train_inputs = _trim_models(
@@ -171,6 +188,10 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
         models["untrimmed"] = model_with_mask(ckpt, mask_value)
     with files.staged_directory(output_dir, prefix=".export-") as folder:
         run.staging = folder
+        if options.qat is not None:
+            quantize.save_qat_checkpoint(
+                models["qat"], os.path.join(folder, QAT_CHECKPOINT),
+                run.vocabulary)
         _write_variants(run, models, qat, vocabulary)
         report["flagged"] = [v for v, r in report["variants"].items()
                              if r["flagged"]]
@@ -217,10 +238,13 @@ def _read_student(checkpoint_dir, output_dir, options):
     return ckpt
 
 
-def _attention_mask_value(ckpt, mask_value, qat, data, reference, report):
+def _attention_mask_value(ckpt, options, qat, data, reference, report):
     """The export's mask constant, checked on the eval inputs."""
+    mask_value = options.mask_value
     if mask_value is None and qat:
         mask_value = ckpt.config.attention_mask_value
+    elif mask_value is None and options.qat is not None:
+        mask_value = options.qat.mask_value
     if mask_value is None:
         mask_value, effect = choose_mask_value(ckpt, data.eval_inputs,
                                                reference)
@@ -233,6 +257,27 @@ def _attention_mask_value(ckpt, mask_value, qat, data, reference, report):
     _log(f"Attention mask constant {mask_value} (float outputs change by "
          f"{effect:.2e} at most).")
     return mask_value
+
+
+def _quantization_aware_model(ckpt, options, data, mask_value, report):
+    """The student fine-tuned with int8 fake quantization on the training
+    text (export.quantize), with the export's mask constant."""
+    from tinybert_tf import checkpoint
+
+    if data.train_inputs is None:
+        raise ValueError("Quantization-aware fine-tuning needs the training "
+                         "text: give a task or a train file.")
+    qat = dataclasses.replace(options.qat, mask_value=mask_value)
+    model = checkpoint.load_classifier(ckpt)
+    _log(f"Quantization-aware fine-tuning: {qat.epochs} epochs, lr "
+         f"{qat.learning_rate}, on {len(data.train_inputs['token_ids'])} "
+         "training texts.")
+    history = quantize.quantization_aware_finetune(
+        model, data.train_inputs, options=qat, verbose=0)
+    report["qat"] = {**dataclasses.asdict(qat),
+                     "final_loss": float(history.history["loss"][-1]),
+                     "checkpoint": QAT_CHECKPOINT}
+    return model
 
 
 def _trim_models(models, vocabulary, tokenizer, data, reference, report):
@@ -281,6 +326,7 @@ def _export_variant(run, saved_model, variant):
     with open(path, "wb") as f:
         f.write(content)
     result.update(file=model_file_name(variant), size_bytes=len(content),
+                  attention_mask_value=run.mask_value,
                   size_mb=round(len(content) / 1e6, 3),
                   conversion_seconds=round(seconds, 1))
     if options.mediapipe_check is None or options.mediapipe_check > 0:

@@ -27,12 +27,14 @@ Example:
 from export import quantize
 from tinybert_tf import checkpoint
 student = checkpoint.load_classifier("runs/bbc/student")
-history = quantize.quantization_aware_finetune(student, train_inputs,
-                                               epochs=2)
+history = quantize.quantization_aware_finetune(
+    student, train_inputs, options=quantize.QATOptions(epochs=2))
 quantize.save_qat_checkpoint(student, "runs/bbc/student_qat",
                              student.vocab_file)
 ```
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -192,14 +194,30 @@ def _batches(inputs, batch_size, limit=None):
         yield {k: v[start:start + batch_size] for k, v in inputs.items()}
 
 
-def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
-                                learning_rate=1e-5, batch_size=32,
-                                mask_value=EXPORT_MASK_VALUE,
-                                calibration_batches=8, validation_data=None,
+@dataclasses.dataclass(frozen=True)
+class QATOptions:
+    """Quantization-aware fine-tuning.
+
+    Attributes:
+        epochs, learning_rate, batch_size: of the fine-tuning (a small lr:
+            the student is already trained).
+        mask_value: the attention mask constant of the student from now on.
+        calibration_batches: batches that initialise the ranges.
+    """
+
+    epochs: int = 2
+    learning_rate: float = 1e-5
+    batch_size: int = 32
+    mask_value: float = EXPORT_MASK_VALUE
+    calibration_batches: int = 8
+
+
+def quantization_aware_finetune(student, train_inputs, teacher=None,
+                                options=None, validation_data=None,
                                 verbose="auto"):
     """Distils a float teacher into the fake-quantized `student` (in place).
 
-    The prediction-layer distillation of the lead's `Distiller`
+    The prediction-layer distillation of `tinybert_tf.distiller.Distiller`
     (stage="prediction", soft cross-entropy to the teacher's logits) with
     int8 fake quantization on in the student.
 
@@ -210,10 +228,7 @@ def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
         teacher: the BertClassifier to imitate; default: a float copy of the
             student itself (self-distillation: QAT learns to reproduce the
             float student).
-        epochs, learning_rate, batch_size: of the fine-tuning (small lr:
-            the student is already trained).
-        mask_value: the attention mask constant of the student from now on.
-        calibration_batches: batches that initialise the ranges.
+        options: `QATOptions`.
         validation_data: passed to `fit`.
 
     Returns:
@@ -229,6 +244,7 @@ def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
     from tinybert_tf.distiller import Distiller
     from tinybert_tf.heads import BertClassifier, clone_classifier
 
+    options = options or QATOptions()
     if not isinstance(student, BertClassifier):
         raise ValueError("quantization_aware_finetune needs a BertClassifier "
                          f"student, got {type(student).__name__}.")
@@ -236,12 +252,12 @@ def quantization_aware_finetune(student, train_inputs, teacher=None, epochs=2,
         teacher = clone_classifier(student)
         checkpoint.copy_weights(student, teacher)
     if not fake_quants(student):
-        enable_fake_quant(student, mask_value=mask_value)
-    calibrate_fake_quant(student, _batches(train_inputs, batch_size,
-                                           calibration_batches))
+        enable_fake_quant(student, mask_value=options.mask_value)
+    calibrate_fake_quant(student, _batches(train_inputs, options.batch_size,
+                                           options.calibration_batches))
     distiller = Distiller(teacher, student, stage="prediction")
     distiller.compile(optimizer=keras.optimizers.AdamW(
-        learning_rate, weight_decay=0.01, global_clipnorm=1.0))
-    return distiller.fit(train_inputs, batch_size=batch_size, epochs=epochs,
-                         shuffle=True, validation_data=validation_data,
-                         verbose=verbose)
+        options.learning_rate, weight_decay=0.01, global_clipnorm=1.0))
+    return distiller.fit(train_inputs, batch_size=options.batch_size,
+                         epochs=options.epochs, shuffle=True,
+                         validation_data=validation_data, verbose=verbose)

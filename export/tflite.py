@@ -21,6 +21,7 @@ import sys
 
 from export.classifier import REPORT_FILE, ExportOptions, export_classifier
 from export.convert import VARIANTS
+from export.quantize import QATOptions
 from export.signature import DEFAULT_SEQUENCE_LENGTH
 
 
@@ -58,7 +59,22 @@ def parse_args(argv=None):
     parser.add_argument("--strict", action="store_true",
                         help="abort (write nothing) when a variant is flagged")
     parser.add_argument("--mask-value", type=float, default=None,
-                        help="attention mask constant of the export")
+                        help="attention mask constant of every variant "
+                             "(default: the QAT one, else the smallest of "
+                             "-30, -64, -128, -1000 that leaves the float "
+                             "outputs unchanged)")
+    parser.add_argument("--qat-epochs", type=int, default=0,
+                        help="quantization-aware fine-tuning epochs before "
+                             "the export (0: none); full_int8 is converted "
+                             "from the QAT student, saved to "
+                             "OUTPUT/student_qat")
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-5)
+    parser.add_argument("--tokenizer-check", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="count the eval texts that MediaPipe's on-device "
+                             "tokenizer turns into other ids")
+    parser.add_argument("--latency-runs", type=int, default=50,
+                        help="timed LiteRT invokes per variant")
     parser.add_argument("--calibration-samples", type=int, default=200)
     parser.add_argument("--mediapipe-examples", type=int, default=32,
                         help="eval texts classified by MediaPipe's "
@@ -81,6 +97,10 @@ def options_from_args(args):
         eval_split=args.eval_split, max_eval=args.max_eval,
         max_accuracy_drop=args.max_accuracy_drop, strict=args.strict,
         mask_value=args.mask_value,
+        qat=(QATOptions(epochs=args.qat_epochs,
+                        learning_rate=args.qat_learning_rate)
+             if args.qat_epochs else None),
+        tokenizer_check=args.tokenizer_check, latency_runs=args.latency_runs,
         calibration_samples=args.calibration_samples,
         mediapipe_check=(None if args.mediapipe_examples < 0
                          else args.mediapipe_examples))

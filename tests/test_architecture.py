@@ -21,9 +21,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("tinybert_tf", "trainers", "export")
 MAX_LINES = 400
 MAX_PARAMETERS = 8
-# Functions whose signature another change owns (quantize.py's QAT
-# fine-tuning keeps its public keyword arguments).
-PARAMETER_EXCEPTIONS = {("export.quantize", "quantization_aware_finetune")}
 
 
 def _modules(package):
@@ -178,7 +175,6 @@ def test_export_functions_take_few_parameters():
             count = len(args.posonlyargs + args.args + args.kwonlyargs)
             if args.args and args.args[0].arg in ("self", "cls"):
                 count -= 1
-            if (count > MAX_PARAMETERS
-                    and (name, node.name) not in PARAMETER_EXCEPTIONS):
+            if count > MAX_PARAMETERS:
                 too_many.append(f"{name}.{node.name}: {count}")
     assert not too_many

@@ -305,7 +305,8 @@ def test_quantization_aware_finetune_and_export(setup, tmp_path):
     model = checkpoint.load_classifier(setup["student"])
     before = len(model.weights)
     history = quantize.quantization_aware_finetune(
-        model, data.train_inputs, epochs=1, batch_size=4, verbose=0)
+        model, data.train_inputs,
+        options=quantize.QATOptions(epochs=1, batch_size=4), verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert model.config.attention_mask_value == quantize.EXPORT_MASK_VALUE
     ranges = quantize.fake_quant_ranges(model)
@@ -440,6 +441,36 @@ def test_command_line_options():
     defaults = tflite.options_from_args(tflite.parse_args(
         ["--checkpoint", "ckpt", "--output", "out"]))
     assert defaults == ExportOptions()
+    qat = tflite.options_from_args(tflite.parse_args([
+        "--checkpoint", "ckpt", "--output", "out", "--qat-epochs", "3",
+        "--no-tokenizer-check", "--latency-runs", "4"]))
+    assert qat == ExportOptions(qat=quantize.QATOptions(epochs=3),
+                                tokenizer_check=False, latency_runs=4)
+
+
+def test_qat_from_the_export_with_one_mask_value(setup, tmp_path):
+    """QAT options fine-tune the student with fake quantization before the
+    conversion (a command now produces a QAT student, saved next to the
+    files); an explicit mask value is the one of every variant."""
+    report = export_classifier(
+        setup["student"], str(tmp_path / "qat"), ExportOptions(
+            variants="dynamic_int8,full_int8", sequence_length=LENGTH,
+            mediapipe_check=0, tokenizer_check=False, latency_runs=2,
+            mask_value=-64.0, qat=quantize.QATOptions(epochs=1, batch_size=4)),
+        data=setup["data"])
+    assert report["qat_ranges"] and report["qat"]["mask_value"] == -64.0
+    assert report["attention_mask_value"]["exported"] == -64.0
+    assert {v["attention_mask_value"] for v in report["variants"].values()} == {
+        -64.0}
+    saved = tmp_path / "qat" / classifier.QAT_CHECKPOINT
+    qat_model = quantize.load_qat_classifier(str(saved))
+    assert qat_model.config.attention_mask_value == -64.0
+    # The QAT checkpoint itself exports again, keeping its mask value.
+    again = export_classifier(
+        str(saved), str(tmp_path / "again"), ExportOptions(
+            variants="full_int8", sequence_length=LENGTH, mediapipe_check=0,
+            tokenizer_check=False, latency_runs=2), data=setup["data"])
+    assert again["variants"]["full_int8"]["attention_mask_value"] == -64.0
 
 
 def test_command_line(setup, tmp_path):
