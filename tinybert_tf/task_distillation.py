@@ -200,6 +200,10 @@ class TaskDistillation:
                                        teacher.config.num_layers)
         self.intermediate = None
         if config.intermediate_epochs:
+            # Built before the Distiller freezes the teacher: a layer built
+            # frozen keeps frozen variables, and the teacher is fine-tuned.
+            from tinybert_tf.backbone import dummy_inputs
+            teacher(dummy_inputs())
             self.intermediate = options.distiller(teacher, student,
                                                   "intermediate")
 
