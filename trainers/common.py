@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+# The student of both distillations by default (tinybert_tf.config.PRESETS).
+STUDENT_DEFAULT = "tinybert-3l-192d"
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError,
                ImportError)
 

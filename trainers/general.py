@@ -23,8 +23,6 @@ import time
 
 from trainers import common
 
-STUDENT_DEFAULT = "tinybert-3l-192d"
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -34,7 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--teacher", default=None,
                    help="HF directory, hub id, keras-hub preset or project "
                         "checkpoint (default: the offline MiniLM).")
-    p.add_argument("--student", default=STUDENT_DEFAULT,
+    p.add_argument("--student", default=common.STUDENT_DEFAULT,
                    help="model preset name, config .json, or a checkpoint "
                         "directory to continue from (default %(default)s).")
     p.add_argument("--corpus", nargs="*", default=None,

@@ -39,8 +39,6 @@ import sys
 
 from trainers import common
 
-STUDENT_DEFAULT = "tinybert-3l-192d"
-
 
 def parse_args(argv=None):
     from tinybert_tf.heads import CLASSIFIER_HEADS, POOLINGS
@@ -88,12 +86,12 @@ def parse_args(argv=None):
     models.add_argument("--retrain-teacher", action="store_true",
                         help="fine-tune again although OUTPUT/teacher exists "
                              "(needs --overwrite)")
-    models.add_argument("--student", default=STUDENT_DEFAULT,
+    models.add_argument("--student", default=common.STUDENT_DEFAULT,
                         help="a general-distilled checkpoint directory "
                              "(trainers.general; projections reused), a preset"
                              " name, a config .json, or 'random' (random "
                              "--student-preset); default %(default)s (random)")
-    models.add_argument("--student-preset", default=STUDENT_DEFAULT,
+    models.add_argument("--student-preset", default=common.STUDENT_DEFAULT,
                         help="architecture of --student random")
     models.add_argument("--head", default="tanh_relu", choices=CLASSIFIER_HEADS,
                         help="classifier head of new heads (official: tanh_relu)")
