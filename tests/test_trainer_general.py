@@ -82,12 +82,68 @@ def test_bad_inputs(setup, capsys):
 
 
 def test_loss_and_layer_weights_from_flags():
-    from argparse import Namespace
-    weights = general.loss_weights_from_args(
-        Namespace(loss_weights="1,0.5,2", layer_weights="1=0.5,3=2"))
+    from tinybert_tf.distillation_options import parse_loss_weights
+    weights = parse_loss_weights("1,0.5,2", "1=0.5,3=2")
     assert (weights.embedding, weights.attention, weights.hidden) == (1, 0.5, 2)
     assert weights.layers == {1: 0.5, 3: 2.0}
     for loss, layer in (("1,2", ""), ("1,x,2", ""), ("1,1,1", "1:2")):
         with pytest.raises(ValueError, match="--loss-weights"):
-            general.loss_weights_from_args(
-                Namespace(loss_weights=loss, layer_weights=layer))
+            parse_loss_weights(loss, layer)
+
+
+def test_runs_exactly_the_steps_it_reports(setup, capsys):
+    # 5 steps in checkpoints of 2: the last Keras epoch is cut after 1 step,
+    # and the learning-rate schedule spans exactly the 5 steps run.
+    root, teacher, student, corpus = setup
+    out = root / "five"
+    argv = _argv(root, teacher, student, corpus, out)
+    argv[argv.index("--steps") + 1] = "5"
+    assert general.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 5
+    schedule = report["learning_rate_schedule"]
+    assert schedule["total_steps"] == report["steps"]
+    assert schedule["last_step_learning_rate"] > 0
+    saved = checkpoint.read(str(out / "student"))
+    assert saved.extras["step"] == 5
+    rows = (out / "logs" / "training_log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # header + epochs of 2, 2 and 1 steps
+    assert "5 steps of 4" in capsys.readouterr().out
+
+
+def test_zero_steps_is_refused(setup, capsys):
+    root, teacher, student, corpus = setup
+    argv = _argv(root, teacher, student, corpus, root / "zero")
+    argv[argv.index("--steps") + 1] = "0"
+    assert general.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: --steps 0" in err and "Traceback" not in err
+    assert not (root / "zero").exists()
+
+
+def test_resumes_from_its_backup_and_still_stops_at_the_total(
+        setup, capsys, monkeypatch):
+    from tinybert_tf.callbacks import StudentCheckpoint
+    root, teacher, student, corpus = setup
+    out = root / "resume"
+    argv = _argv(root, teacher, student, corpus, out)
+    argv[argv.index("--steps") + 1] = "5"
+    save = StudentCheckpoint.on_epoch_end
+
+    def killed_in_second_checkpoint(self, epoch, logs=None):
+        if epoch == 1:  # before the backup of steps 3-4 is written
+            raise RuntimeError("killed")
+        save(self, epoch, logs)
+
+    monkeypatch.setattr(StudentCheckpoint, "on_epoch_end",
+                        killed_in_second_checkpoint)
+    with pytest.raises(RuntimeError, match="killed"):
+        general.main(argv)
+    assert (out / "backup").exists() and not (out / "report.json").exists()
+    monkeypatch.setattr(StudentCheckpoint, "on_epoch_end", save)
+    assert general.main(argv) == 0
+    assert "Resuming from" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 5
+    assert checkpoint.read(str(out / "student")).extras["step"] == 5
+    assert not (out / "backup").exists()

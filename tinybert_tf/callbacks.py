@@ -74,3 +74,25 @@ class StepLog(keras.callbacks.Callback):
                     csv.writer(f).writerow(self._columns)
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([row.get(k, "") for k in self._columns])
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops `fit` once the optimizer has made `total_steps` steps.
+
+    With `epochs=ceil(total / chunk), steps_per_epoch=chunk` a run does
+    exactly `total_steps` steps, the last Keras epoch a partial one (its
+    epoch-end callbacks, checkpoints and backups included, still run). The
+    optimizer's count is restored by `BackupAndRestore`, so a resumed run
+    stops at the same step.
+
+    Example:
+    >>> stop = StopAtStep(250)  # model.fit(..., epochs=3, steps_per_epoch=100, callbacks=[stop])
+    """
+
+    def __init__(self, total_steps):
+        super().__init__()
+        self.total_steps = int(total_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.total_steps:
+            self.model.stop_training = True

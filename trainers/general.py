@@ -21,12 +21,10 @@ import shutil
 import sys
 import time
 
-STUDENT_DEFAULT = "tinybert-3l-192d"
+from trainers import common
 
 
 def parse_args(argv=None):
-    from tinybert_tf.distribute import DISTRIBUTION_STRATEGIES, PRECISIONS
-    from tinybert_tf.layer_mapping import MAPPING_STRATEGIES
     p = argparse.ArgumentParser(
         prog="python -m trainers.general",
         description="TinyBERT general distillation (attention + hidden-state "
@@ -34,7 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--teacher", default=None,
                    help="HF directory, hub id, keras-hub preset or project "
                         "checkpoint (default: the offline MiniLM).")
-    p.add_argument("--student", default=STUDENT_DEFAULT,
+    p.add_argument("--student", default=common.STUDENT_DEFAULT,
                    help="model preset name, config .json, or a checkpoint "
                         "directory to continue from (default %(default)s).")
     p.add_argument("--corpus", nargs="*", default=None,
@@ -50,7 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32, help="global batch")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--steps", type=int, default=None,
-                   help="total steps (overrides --epochs)")
+                   help="total steps (overrides --epochs; >= 1)")
     p.add_argument("--save-every", type=int, default=100,
                    help="steps between checkpoints/backups (one Keras epoch)")
     p.add_argument("--learning-rate", type=float, default=1e-3,
@@ -60,90 +58,34 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip-norm", type=float, default=1.0)
-    p.add_argument("--mapping", default="uniform", choices=MAPPING_STRATEGIES)
-    p.add_argument("--custom-layers", default=None,
-                   help="teacher layer per student layer, e.g. 2,4,6")
-    p.add_argument("--projection", default="shared", choices=("shared", "per_layer"))
-    p.add_argument("--attention-loss", default="official", choices=("official", "exact"))
-    p.add_argument("--hidden-loss", default="official", choices=("official", "exact"))
-    p.add_argument("--loss-weights", default="1,1,1",
-                   help="embedding,attention,hidden weights")
-    p.add_argument("--layer-weights", default="",
-                   help="per student layer, e.g. 1=0.5,3=2")
+    common.add_distillation_flags(p)
     p.add_argument("--teacher-dropout", action="store_true",
                    help="teacher in training mode, as the official script")
-    p.add_argument("--strategy", default="default", choices=DISTRIBUTION_STRATEGIES)
+    common.add_run_flags(p, "outputs/general",
+                         "replace a finished run in --output-dir")
     p.add_argument("--tpu", default=None)
-    p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
-    p.add_argument("--output-dir", default="outputs/general")
     p.add_argument("--cache-dir", default=None,
                    help="tokenized corpus cache (default ~/.cache/tinybert_tf)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished run in --output-dir")
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
-def _student_model(source, teacher_config):
-    """(student BertBackbone, checkpoint or None) from a preset/config/dir."""
-    from tinybert_tf import checkpoint
-    from tinybert_tf.backbone import BertBackbone
-    from tinybert_tf.config import PRESETS, BertConfig
-    if os.path.isdir(source):
-        ckpt = checkpoint.read(source)
-        return checkpoint.load_backbone(ckpt), ckpt
-    if source.endswith(".json"):
-        with open(source) as f:
-            config = BertConfig.from_dict(json.load(f))
-    elif source in PRESETS:
-        config = BertConfig.from_preset(source)
-    else:
-        raise ValueError(f"--student {source!r} is neither a checkpoint "
-                         f"directory, a config .json nor a preset "
-                         f"({', '.join(sorted(PRESETS))}).")
-    config = config.replace(
-        vocab_size=teacher_config.vocab_size,
-        max_position_embeddings=teacher_config.max_position_embeddings,
-        type_vocab_size=teacher_config.type_vocab_size)
-    return BertBackbone(config), None
+def check_counts(args):
+    """Refuses step counts that cannot make a run (`--steps 0` included)."""
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps {args.steps}: a run needs at least one "
+                         "step (leave --steps out to use --epochs).")
+    if args.save_every < 1:
+        raise ValueError(f"--save-every {args.save_every}: must be >= 1.")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: must be >= 1.")
 
 
-def mapping_from_args(args, student_layers, teacher_layers):
-    """The `LayerMapping` of --mapping/--custom-layers (also trainers.task)."""
-    from tinybert_tf.layer_mapping import LayerMapping
-    custom = None
-    if args.custom_layers:
-        custom = [int(x) for x in args.custom_layers.split(",")]
-    return LayerMapping(student_layers, teacher_layers, args.mapping, custom)
-
-
-def loss_weights_from_args(args):
-    """The `LossWeights` of --loss-weights/--layer-weights (also trainers.task)."""
-    from tinybert_tf.distiller import LossWeights
-    try:
-        parts = [float(x) for x in args.loss_weights.split(",")]
-        layers = {int(m): float(w) for m, w in (
-            item.split("=") for item in filter(None, args.layer_weights.split(",")))}
-    except ValueError:
-        raise ValueError(
-            f"--loss-weights {args.loss_weights!r} / --layer-weights "
-            f"{args.layer_weights!r}: expected 3 numbers embedding,attention,"
-            "hidden and items layer=weight, e.g. 1=0.5,3=2.") from None
-    if len(parts) != 3:
-        raise ValueError(f"--loss-weights {args.loss_weights!r}: expected 3 "
-                         "numbers embedding,attention,hidden.")
-    return LossWeights(embedding=parts[0], attention=parts[1], hidden=parts[2],
-                       layers=layers)
-
-
-def _prepare_output(args):
-    report = os.path.join(args.output_dir, "report.json")
-    if os.path.exists(report):
-        if not args.overwrite:
-            raise FileExistsError(
-                f"{args.output_dir} holds a finished run ({report}); pass "
-                "--overwrite to replace it, or choose another --output-dir.")
+def prepare_output(args):
+    """Refuses to replace a finished run without --overwrite; with it,
+    removes that run's outputs (a backup of an unfinished run is kept)."""
+    if common.guard_output(args.output_dir, ("report.json",), args.overwrite,
+                           "the finished run"):
         for name in ("student", "report.json", "logs", "backup"):
             path = os.path.join(args.output_dir, name)
             if os.path.isdir(path):
@@ -155,32 +97,24 @@ def _prepare_output(args):
 
 def run(args):
     import keras
-    import tensorflow as tf
 
-    from tinybert_tf import assets, checkpoint
-    from tinybert_tf.callbacks import StepLog, StudentCheckpoint
+    from tinybert_tf import assets, checkpoint, students
+    from tinybert_tf.callbacks import StepLog, StopAtStep, StudentCheckpoint
     from tinybert_tf.corpus import build_cache, cache_info, make_dataset
-    from tinybert_tf.distiller import Distiller
     from tinybert_tf.distribute import is_chief, make_strategy, set_precision
-    from tinybert_tf.losses import AttentionLoss, HiddenStateLoss
     from tinybert_tf.optimizers import make_optimizer
     from tinybert_tf.schedules import WarmupLinearDecay
-    from tinybert_tf.tokenizer import BertTextTokenizer
 
-    _prepare_output(args)
+    check_counts(args)
+    prepare_output(args)
     keras.utils.set_random_seed(args.seed)
     set_precision(args.precision)
     strategy = make_strategy(args.strategy, args.tpu)
     chief = is_chief()
     started = time.time()
 
-    teacher_source = args.teacher or assets.minilm_dir()
-    teacher_ckpt = checkpoint.read(teacher_source)
-    if teacher_ckpt.vocab_file is None:
-        raise FileNotFoundError(f"Teacher {teacher_source} has no vocab.txt.")
-    tokenizer = BertTextTokenizer(teacher_ckpt.vocab_file, args.sequence_length)
-    tokenizer.check_model(teacher_ckpt.config)
-
+    teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
+        args.teacher, args.sequence_length)
     sources = ([f"tfds:{args.tfds_dataset}"] if args.tfds_dataset
                else args.corpus or assets.gensim_text_files())
     cache = build_cache(sources, tokenizer, args.cache_dir, args.doc_format,
@@ -190,52 +124,49 @@ def run(args):
     if steps_per_pass == 0:
         raise ValueError(f"The corpus has {corpus['sequences']} sequences, "
                          f"fewer than one batch of {args.batch_size}.")
-    total_steps = args.steps or max(1, int(args.epochs * steps_per_pass))
+    total_steps = (args.steps if args.steps is not None
+                   else max(1, int(args.epochs * steps_per_pass)))
+    # Keras epochs of `chunk` steps, the last one cut at `total_steps`.
     chunk = min(args.save_every, total_steps)
     chunks = math.ceil(total_steps / chunk)
 
     with strategy.scope():
         teacher = checkpoint.load_backbone(teacher_ckpt)
-        student, student_ckpt = _student_model(args.student, teacher.config)
-        if student_ckpt is not None and student_ckpt.vocabulary() != tokenizer.vocabulary:
-            raise ValueError(f"Student {args.student} and teacher "
-                             f"{teacher_source} have different vocabularies.")
-        distiller = Distiller(
-            teacher, student,
-            mapping=mapping_from_args(args, student.config.num_layers,
-                             teacher.config.num_layers),
-            stage="intermediate", projection=args.projection,
-            loss_weights=loss_weights_from_args(args),
-            attention_loss=AttentionLoss(args.attention_loss),
-            hidden_loss=HiddenStateLoss(args.hidden_loss),
-            teacher_training=args.teacher_dropout)
+        student, student_ckpt, _ = students.make_student(
+            args.student, teacher.config, vocabulary=tokenizer.vocabulary)
+        distiller = common.distillation_options(
+            args, teacher_training=args.teacher_dropout).distiller(
+                teacher, student, "intermediate")
         if student_ckpt is not None:
             distiller.load_projections(student_ckpt)
         schedule = WarmupLinearDecay(args.learning_rate, total_steps,
                                      int(args.warmup * total_steps))
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-        distiller.compile(optimizer=make_optimizer(schedule, "adamw", args.weight_decay,
-                                          args.clip_norm), jit_compile=jit)
+        distiller.compile(optimizer=make_optimizer(
+            schedule, "adamw", args.weight_decay, args.clip_norm),
+            jit_compile=jit)
 
     print(distiller.describe())
     print(f"Teacher {teacher_source}: {teacher.count_params():,} parameters; "
           f"student: {student.count_params():,} "
           f"({student.count_params() / teacher.count_params():.1%}).")
     print(f"{corpus['sequences']} sequences, {total_steps} steps of "
-          f"{args.batch_size} in {chunks} checkpoints of {chunk} steps, "
-          f"{strategy.num_replicas_in_sync} replica(s), {args.precision}.")
+          f"{args.batch_size}, a checkpoint every {chunk} steps and at the "
+          f"end ({chunks} in all), {strategy.num_replicas_in_sync} "
+          f"replica(s), {args.precision}.")
 
     backup_dir = os.path.join(args.output_dir, "backup")
-    resumed_chunks = _resumed_epoch(backup_dir)
-    if resumed_chunks:
-        print(f"Resuming from {backup_dir} after step {resumed_chunks * chunk}.")
+    resumed_steps = _resumed_epoch(backup_dir) * chunk
+    if resumed_steps:
+        print(f"Resuming from {backup_dir} after step {resumed_steps}.")
     dataset = make_dataset(cache, args.batch_size, seed=args.seed, repeat=True)
-    dataset = dataset.skip(resumed_chunks * chunk)
+    dataset = dataset.skip(resumed_steps)
     logs = os.path.join(args.output_dir, "logs")
     student_dir = os.path.join(args.output_dir, "student")
     extras = {"stage": "general", "teacher": str(teacher_source)}
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        StopAtStep(total_steps),
         StudentCheckpoint(student_dir, tokenizer.vocabulary, extras, enabled=chief),
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.CSVLogger(os.path.join(logs, "training_log.csv"),
@@ -254,7 +185,7 @@ def run(args):
         print(f"Training stopped on a non-finite loss; the last good student "
               f"is in {student_dir}.", file=sys.stderr)
         return 1
-    steps_run = (chunks - resumed_chunks) * chunk
+    steps = int(distiller.optimizer.iterations.numpy())
     report = {
         "stage": "general",
         "arguments": vars(args),
@@ -267,17 +198,19 @@ def run(args):
         "mapping": distiller.mapping.to_dict(),
         "corpus": {k: corpus[k] for k in ("documents", "sequences",
                                           "padding_fraction")} | {"cache": cache},
-        "steps": int(distiller.optimizer.iterations.numpy()),
+        "steps": steps,
+        "learning_rate_schedule": {
+            **schedule.get_config(),
+            "last_step_learning_rate": float(schedule(steps - 1))},
         "replicas": strategy.num_replicas_in_sync,
         "precision": args.precision,
         "final_losses": final,
         "wall_time_s": time.time() - started,
         "train_time_s": fit_seconds,
-        "examples_per_s": steps_run * args.batch_size / fit_seconds,
+        "examples_per_s": (steps - resumed_steps) * args.batch_size / fit_seconds,
     }
     if chief:
-        with open(os.path.join(args.output_dir, "report.json"), "w") as f:
-            json.dump(report, f, indent=2)
+        common.write_json(os.path.join(args.output_dir, "report.json"), report)
         print(f"Student saved to {student_dir}; report "
               f"{os.path.join(args.output_dir, 'report.json')}")
         print("Final losses: " + ", ".join(
@@ -294,12 +227,7 @@ def _resumed_epoch(backup_dir):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return common.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

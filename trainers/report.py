@@ -300,8 +300,8 @@ def write_report(root):
     tokenizer = BertTextTokenizer(
         checkpoint.read(task["student"]["checkpoint"]).vocab_file,
         task["sequence_length"])
-    from trainers.task import load_task_data
-    data = load_task_data(argparse.Namespace(**task["arguments"]))
+    from tinybert_tf.task_data import TaskDataOptions, load_task_data
+    data = load_task_data(TaskDataOptions.from_mapping(task["arguments"]))
     split = data.test if data.test is not None else data.dev
     inputs = {k: np.asarray(v) for k, v in tokenizer(split.text_a[:1]).items()}
 

@@ -1,0 +1,475 @@
+"""TinyBERT task-specific distillation, step by step, from Python.
+
+- `TaskDistillationConfig`: the hyperparameters (`RECIPES`: the "fast"
+  embedded default and the paper's values; `QUICK`: a few-minute run).
+- `TaskInputs`: a task's tf.data pipelines and the scores of a model on them.
+- `TaskDistillation(teacher, student, inputs, config, options)`: teacher
+  fine-tuning, step 1 (embedding + attention + hidden losses, constant
+  learning rate), step 2 (prediction layer, warm-up + decay, best on dev
+  kept) and the baseline (the same student trained on the labels).
+- `augment_train`: TinyBERT data augmentation of the train split.
+- `TaskRun` and `task_report`: what a run did, as the dict of report.json.
+
+`python -m trainers.task` is these pieces behind a command line.
+
+Example (tiny random models; see README.md for a longer one):
+>>> import numpy as np
+>>> from tinybert_tf import BertBackbone, BertClassifier, BertConfig
+>>> from tinybert_tf.tasks import Split, TaskData
+>>> from tinybert_tf.tokenizer import BertTextTokenizer
+>>> from tinybert_tf import task_distillation as td
+>>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+>>> split = Split(["good", "bad", "good good", "bad bad"], None,
+...               np.array([1, 0, 1, 0]))
+>>> task = TaskData("toy", split, split, None, ["neg", "pos"], False,
+...                 ("accuracy",))
+>>> inputs = td.TaskInputs(task, BertTextTokenizer(vocab, 8), batch_size=2)
+>>> def model(layers):
+...     return BertClassifier(BertBackbone(BertConfig(vocab_size=7,
+...         hidden_size=8, num_layers=layers, num_heads=2,
+...         intermediate_size=16), name="bert"), num_labels=2)
+>>> run = td.TaskDistillation(model(2), model(1), inputs, td.TaskDistillationConfig(
+...     teacher_epochs=1, intermediate_epochs=1, prediction_epochs=1,
+...     eval_every=0))
+>>> best = run.fine_tune_teacher()
+>>> projections, losses, reused = run.intermediate_step()
+>>> best = run.prediction_step()
+>>> sorted(inputs.scores(run.student)["dev"])
+['accuracy']
+"""
+
+import dataclasses
+import math
+import os
+
+from tinybert_tf.distillation_options import DistillationOptions
+
+# Hyperparameters of each recipe (of `TaskDistillationConfig` and of the
+# trainers.task command line).
+# "paper": the values of the paper / official code (REFERENCE.md §1).
+# "fast": the embedded default, sized for a CPU run of about 40 minutes on
+# BBC News with a student that starts from random weights. Its learning rates
+# are 20-30x the paper's: at 2e-4 a few hundred steps of step 1 leave the
+# student's hidden states at the teacher's mean (docs/demo.md).
+RECIPES = {
+    "fast": dict(
+        batch_size=32, teacher_epochs=3, teacher_lr=1e-4,
+        intermediate_epochs=2, intermediate_lr=1e-3,
+        prediction_epochs=3, prediction_lr=1e-3,
+        baseline_epochs=None, baseline_lr=1e-3,
+        warmup=0.1, eval_every=100, augment=True, aug_n=4, pooling="mean"),
+    "paper": dict(
+        batch_size=32, teacher_epochs=3, teacher_lr=2e-5,
+        intermediate_epochs=10, intermediate_lr=5e-5,
+        prediction_epochs=3, prediction_lr=3e-5,
+        baseline_epochs=None, baseline_lr=5e-5,
+        warmup=0.1, eval_every=50, augment=True, aug_n=None, pooling="cls"),
+}
+# A few minutes on a CPU (subsets, short sequences, few epochs).
+QUICK = dict(sequence_length=64, max_train_examples=320, teacher_epochs=2,
+             teacher_lr=2e-4, intermediate_epochs=3, prediction_epochs=2,
+             eval_every=0, aug_n=2)
+# Single-sentence GLUE tasks (64 word-pieces in both recipes).
+SHORT_TASKS = ("cola", "sst2")
+
+
+def default_sequence_length(task, recipe="fast"):
+    """Paper: 64 for one text, 128 for pairs. Fast: 64 only for the short
+    GLUE sentences (BBC News articles are long)."""
+    if task.is_pair:
+        return 128
+    if recipe == "paper" or task.name in SHORT_TASKS:
+        return 64
+    return 128
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskDistillationConfig:
+    """The hyperparameters of the four trainings (defaults: "fast" recipe).
+
+    `*_epochs`, `*_lr`: teacher fine-tuning, step 1 (intermediate; 0 epochs
+    skips it), step 2 (prediction) and the baseline (None: as many epochs as
+    steps 1 and 2 together). `warmup`: fraction of the steps of the teacher,
+    step 2 and the baseline. `eval_every`: dev evaluation every N steps (0:
+    after each epoch).
+    """
+
+    batch_size: int = 32
+    teacher_epochs: int = 3
+    teacher_lr: float = 1e-4
+    intermediate_epochs: int = 2
+    intermediate_lr: float = 1e-3
+    prediction_epochs: int = 3
+    prediction_lr: float = 1e-3
+    baseline_epochs: int | None = None
+    baseline_lr: float = 1e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    eval_every: int = 100
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, values):
+        """The fields named in `values` (a recipe, parsed arguments)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(values).items()
+                      if k in names and v is not None})
+
+    @classmethod
+    def recipe(cls, name="fast", quick=False, **overrides):
+        """A recipe of `RECIPES`, with `QUICK` on top, then `overrides`."""
+        return cls.from_mapping({**RECIPES[name], **(QUICK if quick else {}),
+                                 **overrides})
+
+    @property
+    def baseline_epochs_or_default(self):
+        if self.baseline_epochs is not None:
+            return self.baseline_epochs
+        return max(1, self.intermediate_epochs + self.prediction_epochs)
+
+
+class TaskInputs:
+    """The tf.data pipelines of a task and the scores of a model on them."""
+
+    def __init__(self, task, tokenizer, batch_size=32, seed=0):
+        from tinybert_tf import training
+        self.training = training
+        self.tokenizer, self.batch_size, self.seed = tokenizer, batch_size, seed
+        self.metric_names = task.metrics
+        self.splits = {"dev": task.dev, **task.extra_dev}
+        if task.test is not None:
+            self.splits["test"] = task.test
+        self.eval = {name: self.make(split)
+                     for name, split in self.splits.items()}
+        self.train = self.make(task.train, shuffle=True)
+        self.dev_labels = task.dev.labels
+
+    def make(self, split, shuffle=False):
+        """A pipeline of `split`: shuffled train batches, or unshuffled
+        evaluation batches twice as large."""
+        batch = self.batch_size if shuffle else 2 * self.batch_size
+        return self.training.make_dataset(split, self.tokenizer, batch,
+                                          shuffle=shuffle, seed=self.seed)
+
+    def scores(self, model):
+        """{split: {metric: value}} on dev (+ extra dev) and test."""
+        return {name: self.training.evaluate(model, self.eval[name],
+                                             split.labels, self.metric_names)
+                for name, split in self.splits.items()}
+
+    def best_on_dev(self, model, every_steps, verbose, name):
+        return self.training.BestOnDev(model, self.eval["dev"], self.dev_labels,
+                                       self.metric_names, every_steps,
+                                       verbose=verbose, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+    scores: dict
+    best_step: int
+    train_data: str
+    epochs: int
+
+
+class TaskDistillation:
+    """The trainings of task distillation on one teacher/student pair.
+
+    Args:
+        teacher, student: `BertClassifier`s (same vocabulary; for step 1 the
+            same number of attention heads).
+        inputs: `TaskInputs` of the task.
+        config: `TaskDistillationConfig`.
+        options: `DistillationOptions` (mapping, projection, losses).
+        log_dir: where each training writes STAGE.csv, its losses every 5
+            steps (None: no logs).
+        say: called with a line of progress (None: silent, and Keras quiet).
+
+    The step-1 `Distiller` is built here, so a pair that cannot be distilled
+    fails before any training.
+    """
+
+    def __init__(self, teacher, student, inputs, config=TaskDistillationConfig(),
+                 options=DistillationOptions(), log_dir=None, say=None):
+        self.teacher, self.student, self.inputs = teacher, student, inputs
+        self.config, self.options, self.log_dir = config, options, log_dir
+        self.say = say or (lambda *a: None)
+        self.verbose = say is not None
+        self.initial_weights = student.get_weights()
+        self.mapping = options.mapping(student.config.num_layers,
+                                       teacher.config.num_layers)
+        self.intermediate = None
+        if config.intermediate_epochs:
+            # Built before the Distiller freezes the teacher: a layer built
+            # frozen keeps frozen variables, and the teacher is fine-tuned.
+            from tinybert_tf.backbone import dummy_inputs
+            teacher(dummy_inputs())
+            self.intermediate = options.distiller(teacher, student,
+                                                  "intermediate")
+
+    def callbacks(self, stage):
+        """A new LOG_DIR/STAGE.csv of the stage's losses every 5 steps."""
+        if self.log_dir is None:
+            return []
+        from tinybert_tf.callbacks import StepLog
+        path = os.path.join(self.log_dir, f"{stage}.csv")
+        if os.path.exists(path):
+            os.remove(path)
+        return [StepLog(path, every=5)]
+
+    def _fine_tune(self, model, data, epochs, learning_rate, name):
+        c = self.config
+        return self.inputs.training.fine_tune(
+            model, data, self.inputs.eval["dev"], self.inputs.dev_labels,
+            self.inputs.metric_names, epochs, learning_rate, c.warmup,
+            c.weight_decay, c.clip_norm, c.eval_every, verbose=self.verbose,
+            name=f"{name} dev", callbacks=self.callbacks(name))
+
+    def fine_tune_teacher(self):
+        """The teacher fine-tuned on the labels (AdamW, warm-up + linear
+        decay), best on dev kept; returns the `BestOnDev`."""
+        c = self.config
+        self.say(f"Fine-tuning the teacher ({self.teacher.count_params():,} "
+                 f"parameters) for {c.teacher_epochs} epochs, lr "
+                 f"{c.teacher_lr}.")
+        frozen = self.teacher.trainable  # a Distiller froze it
+        self.teacher.trainable = True
+        try:
+            return self._fine_tune(self.teacher, self.inputs.train,
+                                   c.teacher_epochs, c.teacher_lr, "teacher")
+        finally:
+            self.teacher.trainable = frozen
+
+    def intermediate_step(self, data=None, projections_from=None):
+        """Step 1 on `data` (default: the task's train pipeline).
+
+        `projections_from`, a student `Checkpoint`, gives projections to
+        start from. Returns (projection tensors to save with the student,
+        final losses, whether projections were reused).
+        """
+        c = self.config
+        if self.intermediate is None:
+            raise ValueError("intermediate_epochs is 0: step 1 is skipped.")
+        distiller = self.intermediate
+        reused = (projections_from is not None
+                  and distiller.load_projections(projections_from))
+        self.say(distiller.describe())
+        self.say(f"Step 1 (intermediate layers): {c.intermediate_epochs} "
+                 f"epochs, constant lr {c.intermediate_lr}"
+                 f"{', projections reused' if reused else ''}.")
+        history = self.inputs.training.distill(
+            distiller, self.inputs.train if data is None else data,
+            c.intermediate_epochs, c.intermediate_lr, warmup_fraction=0.0,
+            decay=False, weight_decay=c.weight_decay, clip_norm=c.clip_norm,
+            callbacks=self.callbacks("intermediate"), verbose=self.verbose)
+        return (distiller.projection_weights(),
+                {k: float(v[-1]) for k, v in history.history.items()}, reused)
+
+    def prediction_step(self, data=None):
+        """Step 2 on `data` (default: the task's train pipeline); the student
+        ends with its best weights on dev. Returns the `BestOnDev`."""
+        c = self.config
+        distiller = self.options.distiller(self.teacher, self.student,
+                                           "prediction")
+        every = (f"every {c.eval_every} steps" if c.eval_every
+                 else "after each epoch")
+        self.say(f"Step 2 (prediction layer): {c.prediction_epochs} epochs, "
+                 f"lr {c.prediction_lr}, warm-up {c.warmup}, dev {every}.")
+        best = self.inputs.best_on_dev(self.student, c.eval_every,
+                                       self.verbose, "student dev")
+        self.inputs.training.distill(
+            distiller, self.inputs.train if data is None else data,
+            c.prediction_epochs, c.prediction_lr, warmup_fraction=c.warmup,
+            weight_decay=c.weight_decay, clip_norm=c.clip_norm,
+            callbacks=[best, *self.callbacks("prediction")],
+            verbose=self.verbose)
+        return best
+
+    def baseline(self, data=None, data_name="original"):
+        """The student's architecture and initial weights trained on the
+        labels of `data` (the data it was distilled on); a `BaselineResult`."""
+        from tinybert_tf.heads import clone_classifier
+        c = self.config
+        epochs = c.baseline_epochs_or_default
+        direct = clone_classifier(self.student, self.initial_weights)
+        self.say(f"Baseline: the same student trained on the labels of the "
+                 f"{data_name} train data, {epochs} epochs, lr "
+                 f"{c.baseline_lr}.")
+        best = self._fine_tune(direct, self.inputs.train if data is None
+                               else data, epochs, c.baseline_lr, "baseline")
+        return BaselineResult(self.inputs.scores(direct), best.best_step,
+                              data_name, epochs)
+
+
+# ------------------------------------------------------------ augmentation
+
+@dataclasses.dataclass(frozen=True)
+class AugmentOptions:
+    """`tinybert_tf.augment` settings; `num_samples` None: the official N of
+    a GLUE task, the paper's default for other tasks."""
+
+    num_samples: int | None = None
+    replace_prob: float = 0.4
+    top_k: int = 15
+    mlm: str | None = None
+    glove: str | None = None
+    cache_dir: str | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+def no_augmentation(task):
+    """The report's augmentation entry of a run without augmentation."""
+    return {"enabled": False, "original_examples": len(task.train),
+            "augmented_examples": len(task.train)}
+
+
+def augment_train(task, sequence_length, options=AugmentOptions()):
+    """(the augmented train `Split`, what augmentation did, for the report)."""
+    import numpy as np
+    from tinybert_tf import augment
+    from tinybert_tf.tasks import Split
+    o = options
+    fields = dict(replace_prob=o.replace_prob, top_k=o.top_k, seed=o.seed,
+                  progress=o.progress)
+    if o.num_samples is not None:
+        config = augment.AugmentConfig(num_samples=o.num_samples, **fields)
+    else:
+        try:
+            config = augment.AugmentConfig.for_task(task.name, **fields)
+        except ValueError:  # not a GLUE task: the paper's default N
+            config = augment.AugmentConfig(**fields)
+    train = task.train
+    # Words past the sequence length are cut by the tokenizer anyway (a word
+    # is at least one word-piece): do not spend augmentation on them.
+    text_a = [_first_words(t, sequence_length) for t in train.text_a]
+    text_b = (None if train.text_b is None
+              else [_first_words(t, sequence_length) for t in train.text_b])
+    data = augment.augment_dataset(
+        text_a, text_b, train.labels, config, mlm=o.mlm, glove=o.glove,
+        cache_dir=o.cache_dir or augment.default_cache_dir())
+    augmented = Split(data.text_a, data.text_b,
+                      np.asarray(data.labels, dtype=train.labels.dtype))
+    info = {"enabled": True, "original_examples": len(train),
+            "augmented_examples": len(augmented),
+            "samples_per_example": config.num_samples,
+            "replace_prob": config.replace_prob, "top_k": config.top_k,
+            "masked_lm": o.mlm,
+            "glove": o.glove or "GloVe 6B 50d (offline package)",
+            "counts": data.counts}
+    return augmented, info
+
+
+def _first_words(text, count):
+    words = text.split()
+    return text if len(words) <= count else " ".join(words[:count])
+
+
+# ------------------------------------------------------------ report
+
+@dataclasses.dataclass(frozen=True)
+class TeacherResult:
+    model: object
+    source: str
+    status: str  # "fine-tuned", "reused" or "given"
+    checkpoint: str
+    scores: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentResult:
+    model: object
+    init: str
+    checkpoint: str
+    scores: dict
+    best: object  # the step-2 `BestOnDev`
+    intermediate_losses: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRun:
+    """What a task-distillation run did (`task_report` makes report.json)."""
+
+    task: object
+    sequence_length: int
+    teacher: TeacherResult
+    student: StudentResult
+    augmentation: dict
+    baseline: BaselineResult | None = None
+    wall_time_s: dict = dataclasses.field(default_factory=dict)
+    arguments: dict = dataclasses.field(default_factory=dict)
+
+
+def _ratio(numerator, denominator):
+    if denominator == 0 or not math.isfinite(denominator):
+        return None
+    return numerator / denominator
+
+
+def task_report(run):
+    """The report.json dict of a `TaskRun`: metrics of teacher, student and
+    baseline on every split, retention, parameters, wall times."""
+    from tinybert_tf.metrics import primary_metric
+    task, teacher, student = run.task, run.teacher, run.student
+    primary = primary_metric(task.metrics)
+    teacher_params = teacher.model.count_params()
+    student_params = student.model.count_params()
+
+    def retention(scores):
+        return {name: _ratio(values[primary], teacher.scores[name][primary])
+                for name, values in scores.items()}
+
+    report = {
+        "task": task.name,
+        "label_names": task.label_names,
+        "is_regression": task.is_regression,
+        "metrics": list(task.metrics),
+        "primary_metric": primary,
+        "sequence_length": run.sequence_length,
+        "examples": {"train": len(task.train), "dev": len(task.dev),
+                     "test": None if task.test is None else len(task.test),
+                     **{k: len(v) for k, v in task.extra_dev.items()}},
+        "teacher": {"source": str(teacher.source), "status": teacher.status,
+                    "checkpoint": teacher.checkpoint,
+                    "parameters": teacher_params,
+                    "config": teacher.model.config.to_dict(),
+                    **teacher.scores},
+        "student": {"init": student.init, "checkpoint": student.checkpoint,
+                    "parameters": student_params,
+                    "config": student.model.config.to_dict(),
+                    "best_dev_step": student.best.best_step,
+                    "dev_history": student.best.history,
+                    "intermediate_final_losses": student.intermediate_losses,
+                    **student.scores},
+        "retention": retention(student.scores),
+        "parameter_ratio": student_params / teacher_params,
+        "augmentation": run.augmentation,
+        "baseline": None,
+        "wall_time_s": run.wall_time_s,
+        "arguments": run.arguments,
+    }
+    baseline = run.baseline
+    if baseline is not None:
+        report["baseline"] = {
+            "init": student.init, "parameters": student_params,
+            "train_data": baseline.train_data, "epochs": baseline.epochs,
+            "best_dev_step": baseline.best_step, **baseline.scores,
+            "retention": retention(baseline.scores)}
+        report["distillation_gain"] = {
+            name: student.scores[name][primary] - values[primary]
+            for name, values in baseline.scores.items()}
+    return report
+
+
+def retention_line(report):
+    """One line of a report: teacher, student (retention) and baseline."""
+    primary = report["primary_metric"]
+    split = "test" if "test" in report["retention"] else "dev"
+    retention = report["retention"][split]
+    line = (f"{split} {primary}: teacher {report['teacher'][split][primary]:.4f}"
+            f", student {report['student'][split][primary]:.4f} (retention "
+            f"{'n/a' if retention is None else f'{retention:.1%}'}, "
+            f"{report['parameter_ratio']:.1%} of the parameters)")
+    if report["baseline"]:
+        line += f", baseline {report['baseline'][split][primary]:.4f}"
+    return line

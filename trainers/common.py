@@ -1,0 +1,149 @@
+"""What the command lines of trainers/ share (a helper module, not a CLI).
+
+- `add_distillation_flags`, `add_run_flags`: argparse flag groups;
+  `distillation_options(args)`: their values as library options.
+- `guard_output`: refuse, before any work, to replace a finished run.
+- `write_json`: atomic JSON writing (never a half-written report).
+- `Stopwatch`: wall time per named stage.
+- `run_main`: the `main()` of a CLI: `error: ...` and exit status 2 on the
+  errors a user can fix.
+
+TensorFlow is imported only by the functions that need the library.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+# The student of both distillations by default (tinybert_tf.config.PRESETS).
+STUDENT_DEFAULT = "tinybert-3l-192d"
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError,
+               ImportError)
+
+
+# ------------------------------------------------------------------ flags
+
+def add_distillation_flags(parser, prediction=False):
+    """--mapping, --custom-layers, --projection, --attention-loss,
+    --hidden-loss, --loss-weights, --layer-weights (and, with `prediction`,
+    --temperature, --prediction-reduction)."""
+    from tinybert_tf.layer_mapping import MAPPING_STRATEGIES
+    parser.add_argument("--mapping", default="uniform",
+                        choices=MAPPING_STRATEGIES)
+    parser.add_argument("--custom-layers", default=None,
+                        help="teacher layer per student layer, e.g. 2,4,6")
+    parser.add_argument("--projection", default="shared",
+                        choices=("shared", "per_layer"))
+    parser.add_argument("--attention-loss", default="official",
+                        choices=("official", "exact"))
+    parser.add_argument("--hidden-loss", default="official",
+                        choices=("official", "exact"))
+    parser.add_argument("--loss-weights", default="1,1,1",
+                        help="embedding,attention,hidden weights")
+    parser.add_argument("--layer-weights", default="",
+                        help="per student layer weights, e.g. 1=0.5,3=2")
+    if prediction:
+        parser.add_argument("--temperature", type=float, default=1.0)
+        parser.add_argument("--prediction-reduction", default="official",
+                            choices=("official", "per_example"))
+    return parser
+
+
+def add_run_flags(parser, output_dir, overwrite_help):
+    """--output-dir, --overwrite, --seed, --precision, --strategy."""
+    from tinybert_tf.distribute import DISTRIBUTION_STRATEGIES, PRECISIONS
+    parser.add_argument("--output-dir", default=output_dir)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS)
+    parser.add_argument("--strategy", default="default",
+                        choices=DISTRIBUTION_STRATEGIES)
+    return parser
+
+
+def distillation_options(args, **extra):
+    """The `DistillationOptions` of the distillation flags."""
+    from tinybert_tf.distillation_options import (DistillationOptions,
+                                                  parse_loss_weights)
+    for_prediction = {name: getattr(args, name) for name in
+                      ("temperature", "prediction_reduction")
+                      if hasattr(args, name)}
+    return DistillationOptions(
+        mapping_strategy=args.mapping, custom_layers=args.custom_layers,
+        projection=args.projection, attention_loss=args.attention_loss,
+        hidden_loss=args.hidden_loss,
+        loss_weights=parse_loss_weights(args.loss_weights, args.layer_weights),
+        **for_prediction, **extra)
+
+
+# ------------------------------------------------------------------ output
+
+def guard_output(output_dir, finished, overwrite, advice):
+    """Raises FileExistsError if `output_dir` is a file, or if it holds any
+    of `finished` (names inside it) without `overwrite`; `advice` ends the
+    message. Returns the finished paths that exist."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FileExistsError(f"--output-dir {output_dir} is a file.")
+    found = [os.path.join(output_dir, name) for name in finished
+             if os.path.exists(os.path.join(output_dir, name))]
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already holds {', '.join(found)}; pass "
+            f"--overwrite to replace {advice}, or choose another --output-dir.")
+    return found
+
+
+def write_json(path, values):
+    """Writes next to `path`, then renames: never a half-written report."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=".report-", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(values, f, indent=2)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
+
+
+# ------------------------------------------------------------------ run
+
+class Stopwatch:
+    """Wall time per named stage: `with clock.stage("data"): ...`."""
+
+    def __init__(self):
+        self.seconds = {}
+        self.started = time.time()
+
+    def stage(self, name):
+        watch = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.time()
+
+            def __exit__(self, *exc):
+                watch.seconds[name] = round(time.time() - self.start, 2)
+
+        return _Stage()
+
+    def elapsed(self):
+        return time.time() - self.started
+
+    def report(self):
+        return {**self.seconds, "total": round(self.elapsed(), 2)}
+
+
+def run_main(parse_args, run, argv=None):
+    """`run(parse_args(argv))`; a user error prints `error: ...` and gives
+    exit status 2 (argparse's own errors exit with 2 as well)."""
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
