@@ -282,9 +282,10 @@ def test_best_on_dev_restores_the_best_weights():
     data = training.make_dataset(split, tokenizer, batch_size=8)
     model = BertClassifier(BertBackbone(tiny_config()), num_labels=2)
     # A large learning rate makes the dev score move up and down.
-    best = training.fine_tune(model, data, data, split.labels, ("accuracy",),
-                              epochs=2, learning_rate=3e-2, eval_every=1,
-                              verbose=0)
+    best = training.fine_tune(
+        model, data, training.DevSet(data, split.labels, ("accuracy",)),
+        training.TrainOptions(epochs=2, learning_rate=3e-2), eval_every=1,
+        verbose=0)
     scores = [h["accuracy"] for h in best.history]
     assert len(scores) == 4
     assert best.best_metrics["accuracy"] == max(scores)

@@ -33,8 +33,8 @@ def test_best_on_dev_selects_on_the_given_metric(monkeypatch):
     monkeypatch.setattr(training, "predict",
                         lambda model, dataset: np.eye(2)[next(script)])
     model = BertClassifier(BertBackbone(tiny_config()), 2)
-    best = training.BestOnDev(model, None, labels, ("f1",), every_steps=1,
-                              verbose=0, select_metric="accuracy")
+    dev = training.DevSet(None, labels, ("f1",), select_metric="accuracy")
+    best = training.BestOnDev(model, dev, every_steps=1, verbose=0)
     for _ in range(2):
         best.on_train_batch_end(0)
     assert best.primary == "accuracy" and best.best_step == 2

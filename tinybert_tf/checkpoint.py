@@ -113,7 +113,20 @@ def _read_hf_directory(directory):
     vocab_file = os.path.join(directory, VOCAB)
     return Checkpoint(BertConfig.from_dict(raw), _read_weights(directory),
                       vocab_file if os.path.exists(vocab_file) else None,
-                      raw.get("tinybert", {}), source=directory)
+                      _extras(raw), source=directory)
+
+
+def _extras(raw):
+    """The `tinybert` section of a config.json; for a Hugging Face
+    classifier without one, its label names (`id2label`, unless the
+    default LABEL_0, LABEL_1, ...)."""
+    extras = dict(raw.get("tinybert", {}))
+    id2label = raw.get("id2label")
+    if "label_names" not in extras and id2label:
+        names = [id2label[key] for key in sorted(id2label, key=int)]
+        if names != [f"LABEL_{i}" for i in range(len(names))]:
+            extras["label_names"] = names
+    return extras
 
 
 def _read_weights(directory):

@@ -26,7 +26,8 @@ from tinybert_tf.layer_mapping import LayerMapping
 
 
 def parse_loss_weights(loss_weights="1,1,1", layer_weights=""):
-    """`LossWeights` of "embedding,attention,hidden" and "m=w,m=w" texts."""
+    """`LossWeights` of "embedding,attention,hidden[,prediction]" and
+    "m=w,m=w" texts (the prediction weight counts in stage "all" only)."""
     try:
         parts = [float(x) for x in loss_weights.split(",")]
         layers = {int(m): float(w) for m, w in (
@@ -36,11 +37,11 @@ def parse_loss_weights(loss_weights="1,1,1", layer_weights=""):
             f"--loss-weights {loss_weights!r} / --layer-weights "
             f"{layer_weights!r}: expected 3 numbers embedding,attention,"
             "hidden and items layer=weight, e.g. 1=0.5,3=2.") from None
-    if len(parts) != 3:
+    if len(parts) not in (3, 4):
         raise ValueError(f"--loss-weights {loss_weights!r}: expected 3 "
-                         "numbers embedding,attention,hidden.")
-    return LossWeights(embedding=parts[0], attention=parts[1], hidden=parts[2],
-                       layers=layers)
+                         "numbers embedding,attention,hidden (and a 4th, "
+                         "prediction, for --intermediate-stage all).")
+    return LossWeights(*parts, layers=layers)
 
 
 def parse_layer_mapping(student_layers, teacher_layers, strategy="uniform",
@@ -69,6 +70,7 @@ class DistillationOptions:
         loss_weights: a `LossWeights`.
         temperature, prediction_reduction: the prediction-layer loss.
         teacher_training: the teacher runs with dropout (official scripts).
+        regression_target: "teacher" or "labels" (`Distiller`).
     """
 
     mapping_strategy: str = "uniform"
@@ -80,6 +82,7 @@ class DistillationOptions:
     temperature: float = 1.0
     prediction_reduction: str = "official"
     teacher_training: bool = False
+    regression_target: str = "teacher"
 
     def mapping(self, student_layers, teacher_layers):
         return parse_layer_mapping(student_layers, teacher_layers,
@@ -101,4 +104,5 @@ class DistillationOptions:
             hidden_loss=HiddenStateLoss(self.hidden_loss),
             prediction_loss=PredictionLoss(self.temperature,
                                            self.prediction_reduction),
-            teacher_training=self.teacher_training)
+            teacher_training=self.teacher_training,
+            regression_target=self.regression_target)

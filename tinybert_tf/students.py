@@ -106,10 +106,27 @@ def read_teacher(source=None, sequence_length=128):
     return source, ckpt, tokenizer
 
 
-def load_fine_tuned_teacher(ckpt, num_labels, label_names=None):
+LABEL_MAPPINGS = ("names", "index")
+
+
+def load_fine_tuned_teacher(ckpt, num_labels, label_names=None,
+                            label_mapping="names"):
     """The `BertClassifier` of a fine-tuned teacher `Checkpoint`, checked
-    against the task's number of labels and label names."""
+    against the task's number of labels.
+
+    `label_mapping="names"`: the teacher's classes are put in the task's
+    order by their names (checkpoints carry them: the project's own, and
+    Hugging Face's `id2label`), and a teacher whose names are not the task's
+    is refused (the official MNLI order bug, huawei-noah/Pretrained-
+    Language-Model#229). "index": class i of the teacher is class i of the
+    task, as the official code assumes. A teacher without label names is
+    taken in index order.
+    """
     from tinybert_tf import checkpoint
+    from tinybert_tf.heads import reorder_labels
+    if label_mapping not in LABEL_MAPPINGS:
+        raise ValueError(f"Unknown label mapping {label_mapping!r}; expected "
+                         f"one of {LABEL_MAPPINGS}.")
     if "classifier.weight" not in ckpt.weights:
         raise ValueError(f"{ckpt.source} has no classifier head: it is not a "
                          "fine-tuned teacher (give a pre-trained one with "
@@ -119,10 +136,15 @@ def load_fine_tuned_teacher(ckpt, num_labels, label_names=None):
         raise ValueError(
             f"Teacher {ckpt.source} has {teacher.num_labels} output(s) but the "
             f"task needs {num_labels}.")
-    if (teacher.label_names and label_names
+    if (label_mapping == "names" and teacher.label_names and label_names
             and list(teacher.label_names) != list(label_names)):
-        raise ValueError(
-            f"Teacher {ckpt.source} was fine-tuned for labels "
-            f"{teacher.label_names} but the task has {list(label_names)}. Use "
-            "another --output-dir, or --retrain-teacher --overwrite.")
+        if sorted(teacher.label_names) != sorted(label_names):
+            raise ValueError(
+                f"Teacher {ckpt.source} was fine-tuned for labels "
+                f"{teacher.label_names} but the task has {list(label_names)}."
+                " Use another --output-dir, or --retrain-teacher --overwrite "
+                "(--label-mapping index takes its classes in index order).")
+        reorder_labels(teacher, label_names)
+    elif label_names:
+        teacher.label_names = list(label_names)
     return teacher

@@ -51,19 +51,26 @@ from tinybert_tf.distillation_options import DistillationOptions
 # BBC News with a student that starts from random weights. Its learning rates
 # are 20-30x the paper's: at 2e-4 a few hundred steps of step 1 leave the
 # student's hidden states at the teacher's mean (docs/demo.md).
+# "paper" also turns on every behaviour of the official code
+# (docs/fidelity.md): BertAdam, per-tensor clipping, the teacher with
+# dropout, the last partial batch dropped.
 RECIPES = {
     "fast": dict(
         batch_size=32, teacher_epochs=3, teacher_lr=1e-4,
         intermediate_epochs=2, intermediate_lr=1e-3,
         prediction_epochs=3, prediction_lr=1e-3,
         baseline_epochs=None, baseline_lr=1e-3,
-        warmup=0.1, eval_every=100, augment=True, aug_n=4, pooling="mean"),
+        warmup=0.1, eval_every=100, augment=True, aug_n=4, pooling="mean",
+        optimizer="adamw", clip_mode="global", teacher_dropout=False,
+        drop_remainder=False),
     "paper": dict(
         batch_size=32, teacher_epochs=3, teacher_lr=2e-5,
         intermediate_epochs=10, intermediate_lr=5e-5,
         prediction_epochs=3, prediction_lr=3e-5,
         baseline_epochs=None, baseline_lr=5e-5,
-        warmup=0.1, eval_every=50, augment=True, aug_n=None, pooling="cls"),
+        warmup=0.1, eval_every=50, augment=True, aug_n=None, pooling="cls",
+        optimizer="bertadam", clip_mode="per_tensor", teacher_dropout=True,
+        drop_remainder=True),
 }
 # A few minutes on a CPU (subsets, short sequences, few epochs).
 QUICK = dict(sequence_length=64, max_train_examples=320, teacher_epochs=2,
@@ -91,7 +98,10 @@ class TaskDistillationConfig:
     skips it), step 2 (prediction) and the baseline (None: as many epochs as
     steps 1 and 2 together). `warmup`: fraction of the steps of the teacher,
     step 2 and the baseline. `eval_every`: dev evaluation every N steps (0:
-    after each epoch).
+    after each epoch). `optimizer`, `weight_decay`, `clip_norm`, `clip_mode`:
+    of every training (`tinybert_tf.optimizers`). `intermediate_stage`:
+    "intermediate" (the paper's step 1) or "all" (step 1 also trains the
+    prediction layer, weighted by `LossWeights.prediction`).
     """
 
     batch_size: int = 32
@@ -106,8 +116,19 @@ class TaskDistillationConfig:
     warmup: float = 0.1
     weight_decay: float = 0.01
     clip_norm: float = 1.0
+    clip_mode: str = "global"
+    optimizer: str = "adamw"
     eval_every: int = 100
+    intermediate_stage: str = "intermediate"
     seed: int = 0
+
+    def train_options(self, epochs, learning_rate, warmup=None, decay=True):
+        """The `training.TrainOptions` of one training of this config."""
+        from tinybert_tf.training import TrainOptions
+        return TrainOptions(
+            epochs, learning_rate,
+            self.warmup if warmup is None else warmup, decay, self.optimizer,
+            self.weight_decay, self.clip_norm, self.clip_mode)
 
     @classmethod
     def from_mapping(cls, values):
@@ -130,27 +151,37 @@ class TaskDistillationConfig:
 
 
 class TaskInputs:
-    """The tf.data pipelines of a task and the scores of a model on them."""
+    """The tf.data pipelines of a task and the scores of a model on them.
 
-    def __init__(self, task, tokenizer, batch_size=32, seed=0):
+    Every metric of the task is reported (`task.reported_metrics`); dev
+    selection uses `task.select_metric`. `drop_remainder` drops the last
+    partial batch of the training pipelines (the official loops skip it).
+    """
+
+    def __init__(self, task, tokenizer, batch_size=32, seed=0,
+                 drop_remainder=False):
         from tinybert_tf import training
         self.training = training
         self.tokenizer, self.batch_size, self.seed = tokenizer, batch_size, seed
-        self.metric_names = task.metrics
+        self.drop_remainder = drop_remainder
+        self.metric_names = task.reported_metrics
+        self.select_metric = task.select_metric
         self.splits = {"dev": task.dev, **task.extra_dev}
         if task.test is not None:
             self.splits["test"] = task.test
         self.eval = {name: self.make(split)
                      for name, split in self.splits.items()}
         self.train = self.make(task.train, shuffle=True)
-        self.dev_labels = task.dev.labels
+        self.dev = training.DevSet(self.eval["dev"], task.dev.labels,
+                                   self.metric_names, self.select_metric)
 
     def make(self, split, shuffle=False):
         """A pipeline of `split`: shuffled train batches, or unshuffled
         evaluation batches twice as large."""
         batch = self.batch_size if shuffle else 2 * self.batch_size
-        return self.training.make_dataset(split, self.tokenizer, batch,
-                                          shuffle=shuffle, seed=self.seed)
+        return self.training.make_dataset(
+            split, self.tokenizer, batch, shuffle=shuffle, seed=self.seed,
+            drop_remainder=shuffle and self.drop_remainder)
 
     def scores(self, model):
         """{split: {metric: value}} on dev (+ extra dev) and test."""
@@ -159,8 +190,7 @@ class TaskInputs:
                 for name, split in self.splits.items()}
 
     def best_on_dev(self, model, every_steps, verbose, name):
-        return self.training.BestOnDev(model, self.eval["dev"], self.dev_labels,
-                                       self.metric_names, every_steps,
+        return self.training.BestOnDev(model, self.dev, every_steps,
                                        verbose=verbose, name=name)
 
 
@@ -205,7 +235,7 @@ class TaskDistillation:
             from tinybert_tf.backbone import dummy_inputs
             teacher(dummy_inputs())
             self.intermediate = options.distiller(teacher, student,
-                                                  "intermediate")
+                                                  config.intermediate_stage)
 
     def callbacks(self, stage):
         """A new LOG_DIR/STAGE.csv of the stage's losses every 5 steps."""
@@ -218,12 +248,11 @@ class TaskDistillation:
         return [StepLog(path, every=5)]
 
     def _fine_tune(self, model, data, epochs, learning_rate, name):
-        c = self.config
         return self.inputs.training.fine_tune(
-            model, data, self.inputs.eval["dev"], self.inputs.dev_labels,
-            self.inputs.metric_names, epochs, learning_rate, c.warmup,
-            c.weight_decay, c.clip_norm, c.eval_every, verbose=self.verbose,
-            name=f"{name} dev", callbacks=self.callbacks(name))
+            model, data, self.inputs.dev,
+            self.config.train_options(epochs, learning_rate),
+            self.config.eval_every, verbose=self.verbose, name=f"{name} dev",
+            callbacks=self.callbacks(name))
 
     def fine_tune_teacher(self):
         """The teacher fine-tuned on the labels (AdamW, warm-up + linear
@@ -259,8 +288,8 @@ class TaskDistillation:
                  f"{', projections reused' if reused else ''}.")
         history = self.inputs.training.distill(
             distiller, self.inputs.train if data is None else data,
-            c.intermediate_epochs, c.intermediate_lr, warmup_fraction=0.0,
-            decay=False, weight_decay=c.weight_decay, clip_norm=c.clip_norm,
+            c.train_options(c.intermediate_epochs, c.intermediate_lr,
+                            warmup=0.0, decay=False),
             callbacks=self.callbacks("intermediate"), verbose=self.verbose)
         return (distiller.projection_weights(),
                 {k: float(v[-1]) for k, v in history.history.items()}, reused)
@@ -279,8 +308,7 @@ class TaskDistillation:
                                        self.verbose, "student dev")
         self.inputs.training.distill(
             distiller, self.inputs.train if data is None else data,
-            c.prediction_epochs, c.prediction_lr, warmup_fraction=c.warmup,
-            weight_decay=c.weight_decay, clip_norm=c.clip_norm,
+            c.train_options(c.prediction_epochs, c.prediction_lr),
             callbacks=[best, *self.callbacks("prediction")],
             verbose=self.verbose)
         return best
@@ -409,9 +437,8 @@ def _ratio(numerator, denominator):
 def task_report(run):
     """The report.json dict of a `TaskRun`: metrics of teacher, student and
     baseline on every split, retention, parameters, wall times."""
-    from tinybert_tf.metrics import primary_metric
     task, teacher, student = run.task, run.teacher, run.student
-    primary = primary_metric(task.metrics)
+    primary = task.select_metric
     teacher_params = teacher.model.count_params()
     student_params = student.model.count_params()
 
@@ -423,7 +450,7 @@ def task_report(run):
         "task": task.name,
         "label_names": task.label_names,
         "is_regression": task.is_regression,
-        "metrics": list(task.metrics),
+        "metrics": list(task.reported_metrics),
         "primary_metric": primary,
         "sequence_length": run.sequence_length,
         "examples": {"train": len(task.train), "dev": len(task.dev),

@@ -1,7 +1,9 @@
-"""Task-specific training pieces: tf.data inputs, best-on-dev selection,
-fine-tuning (teacher, baseline) and the two task-distillation steps.
+"""Training pieces of task distillation: tf.data inputs, best-on-dev
+selection, fine-tuning on labels (teacher, baseline) and fitting a
+`Distiller` with a learning-rate schedule (`TrainOptions`).
 
-`trainers/task.py` strings them together; each piece also works alone.
+`tinybert_tf.task_distillation` strings them together; each piece also
+works alone.
 
 Example:
 >>> import numpy as np
@@ -18,11 +20,14 @@ Example:
 >>> data = training.make_dataset(split, tokenizer, batch_size=2)
 >>> model = BertClassifier(BertBackbone(BertConfig(vocab_size=7, hidden_size=8,
 ...     num_layers=1, num_heads=2, intermediate_size=16)), num_labels=2)
->>> best = training.fine_tune(model, data, data, split.labels,
-...     ("accuracy",), epochs=1, learning_rate=1e-3, verbose=0)
+>>> dev = training.DevSet(data, split.labels, ("accuracy",))
+>>> best = training.fine_tune(model, data, dev, training.TrainOptions(
+...     epochs=1, learning_rate=1e-3), verbose=0)
 >>> sorted(best.best_metrics)
 ['accuracy']
 """
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -75,29 +80,69 @@ def evaluate(model, dataset, labels, metric_names):
                                        labels)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """One training's epochs, learning-rate schedule and optimizer.
+
+    `warmup_fraction=0, decay=False` is a constant learning rate (TinyBERT's
+    step 1); `warmup_fraction=0.1, decay=True` its step 2 and BERT
+    fine-tuning. `optimizer`, `clip_mode`: see `tinybert_tf.optimizers`
+    ("bertadam", "per_tensor": the official code's).
+    """
+
+    epochs: int
+    learning_rate: float
+    warmup_fraction: float = 0.1
+    decay: bool = True
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    clip_mode: str = "global"
+
+    def make_optimizer(self, train):
+        """The optimizer of a fit on `train` (a dataset of known length)."""
+        total = int(train.cardinality()) * self.epochs
+        schedule = WarmupLinearDecay(self.learning_rate, total,
+                                     int(self.warmup_fraction * total),
+                                     decay=self.decay)
+        return make_optimizer(schedule, self.optimizer, self.weight_decay,
+                              self.clip_norm, self.clip_mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class DevSet:
+    """What best-on-dev selection evaluates: an unshuffled dataset, its
+    labels, the metrics to report and the one that selects (default: the
+    first of `metric_names`; it is computed too when not among them)."""
+
+    dataset: object
+    labels: np.ndarray
+    metric_names: tuple = ("accuracy",)
+    select_metric: str | None = None
+
+
 class BestOnDev(keras.callbacks.Callback):
-    """Evaluates a model on dev with the task metric and keeps its best weights.
+    """Evaluates a model on a `DevSet` and keeps its best weights.
 
     The model evaluated (`model`) need not be the one being fit: distillation
     fits a `Distiller` and evaluates its student. Evaluation runs every
     `every_steps` training steps (0: at the end of each epoch) and after the
     last step; then the best weights (the first best on ties) are put back.
-
-    The best is the highest `select_metric` (default: the first of
-    `metric_names`; it is computed too when not among them).
+    The best is the highest `dev.select_metric`.
 
     Attributes after training: `best_metrics`, `best_step`, `history` (a list
     of `{"step", **metrics}`).
     """
 
-    def __init__(self, model, dataset, labels, metric_names, every_steps=0,
-                 verbose=1, name="dev", select_metric=None):
+    def __init__(self, model, dev, every_steps=0, verbose=1, name="dev"):
         super().__init__()
         self.evaluated_model = model
-        self.dataset = dataset
-        self.labels = labels
-        self.primary = select_metric or metrics_lib.primary_metric(metric_names)
-        self.metric_names = metrics_lib.with_metric(metric_names, self.primary)
+        self.dataset = dev.dataset
+        self.labels = dev.labels
+        self.primary = (dev.select_metric
+                        or metrics_lib.primary_metric(dev.metric_names))
+        self.metric_names = metrics_lib.with_metric(dev.metric_names,
+                                                    self.primary)
         self.every_steps = every_steps
         self.verbose = verbose
         self.name = name
@@ -146,49 +191,29 @@ def task_loss(num_labels):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def warmup_schedule(learning_rate, total_steps, warmup_fraction):
-    """Linear warm-up over `warmup_fraction` of the steps, then linear decay."""
-    return WarmupLinearDecay(learning_rate, total_steps,
-                             int(warmup_fraction * total_steps))
-
-
-def fine_tune(model, train, dev, dev_labels, metric_names, epochs,
-              learning_rate, warmup_fraction=0.1, weight_decay=0.01,
-              clip_norm=1.0, eval_every=0, verbose=1, name="dev",
+def fine_tune(model, train, dev, options, eval_every=0, verbose=1, name="dev",
               callbacks=()):
-    """BERT fine-tuning of a `BertClassifier` on gold labels, best on dev kept.
+    """BERT fine-tuning of a `BertClassifier` on gold labels, best on `dev`
+    (a `DevSet`) kept.
 
-    AdamW with linear warm-up and linear decay; `model` ends with the weights
-    that scored best on dev. Returns the `BestOnDev` callback (its
-    `best_metrics`, `best_step`, `history`).
+    `options` (`TrainOptions`): warm-up and linear decay by default; `model`
+    ends with the weights that scored best on dev. Returns the `BestOnDev`
+    callback (its `best_metrics`, `best_step`, `history`).
     """
-    total = int(train.cardinality()) * epochs
-    optimizer = make_optimizer(
-        warmup_schedule(learning_rate, total, warmup_fraction),
-        weight_decay=weight_decay, clip_norm=clip_norm)
-    model.compile(optimizer=optimizer, loss=task_loss(model.num_labels))
-    best = BestOnDev(model, dev, dev_labels, metric_names, eval_every,
-                     verbose=verbose, name=name)
-    model.fit(train, epochs=epochs, callbacks=[best, *callbacks], shuffle=False,
-              verbose=_fit_verbose(verbose))
+    model.compile(optimizer=options.make_optimizer(train),
+                  loss=task_loss(model.num_labels))
+    best = BestOnDev(model, dev, eval_every, verbose=verbose, name=name)
+    model.fit(train, epochs=options.epochs, callbacks=[best, *callbacks],
+              shuffle=False, verbose=_fit_verbose(verbose))
     return best
 
 
-def distill(distiller, train, epochs, learning_rate, warmup_fraction=0.0,
-            decay=True, weight_decay=0.01, clip_norm=1.0, callbacks=(),
-            verbose=1):
-    """Fits a `Distiller` (either stage) with AdamW; returns the Keras history.
-
-    `warmup_fraction=0, decay=False` is a constant learning rate (TinyBERT's
-    step 1); `warmup_fraction=0.1, decay=True` its step 2.
-    """
-    total = int(train.cardinality()) * epochs
-    schedule = WarmupLinearDecay(learning_rate, total,
-                                 int(warmup_fraction * total), decay=decay)
-    distiller.compile(optimizer=make_optimizer(
-        schedule, weight_decay=weight_decay, clip_norm=clip_norm))
-    return distiller.fit(train, epochs=epochs, callbacks=list(callbacks),
-                         shuffle=False,
+def distill(distiller, train, options, callbacks=(), verbose=1):
+    """Fits a `Distiller` (either stage) as `options` (`TrainOptions`) say;
+    returns the Keras history."""
+    distiller.compile(optimizer=options.make_optimizer(train))
+    return distiller.fit(train, epochs=options.epochs,
+                         callbacks=list(callbacks), shuffle=False,
                          verbose=_fit_verbose(verbose))
 
 

@@ -1,9 +1,9 @@
 """What the command lines of trainers/ share (a helper module, not a CLI).
 
-- `add_distillation_flags`, `add_run_flags`: argparse flag groups;
-  `distillation_options(args)`: their values as library options.
+- `add_distillation_flags`, `add_optimization_flags`, `add_run_flags`:
+  argparse flag groups; `distillation_options(args)`: their values as
+  library options; `fill_from_recipe`: unset flags from a recipe.
 - `guard_output`: refuse, before any work, to replace a finished run.
-- `write_json`: atomic JSON writing (never a half-written report).
 - `Stopwatch`: wall time per named stage.
 - `run_main`: the `main()` of a CLI: `error: ...` and exit status 2 on the
   errors a user can fix.
@@ -11,10 +11,9 @@
 TensorFlow is imported only by the functions that need the library.
 """
 
-import json
+import argparse
 import os
 import sys
-import tempfile
 import time
 
 # The student of both distillations by default (tinybert_tf.config.PRESETS).
@@ -41,14 +40,45 @@ def add_distillation_flags(parser, prediction=False):
     parser.add_argument("--hidden-loss", default="official",
                         choices=("official", "exact"))
     parser.add_argument("--loss-weights", default="1,1,1",
-                        help="embedding,attention,hidden weights")
+                        help="embedding,attention,hidden weights (a 4th, "
+                             "prediction, for trainers.task "
+                             "--intermediate-stage all)")
     parser.add_argument("--layer-weights", default="",
                         help="per student layer weights, e.g. 1=0.5,3=2")
+    parser.add_argument("--teacher-dropout",
+                        action=argparse.BooleanOptionalAction, default=None,
+                        help="run the teacher with dropout, as both official "
+                             "scripts do (default: from --recipe; off in "
+                             "fast)")
     if prediction:
         parser.add_argument("--temperature", type=float, default=1.0)
         parser.add_argument("--prediction-reduction", default="official",
                             choices=("official", "per_example"))
     return parser
+
+
+def add_optimization_flags(parser):
+    """--optimizer, --clip-mode (defaults from the recipe), --weight-decay,
+    --clip-norm."""
+    from tinybert_tf.optimizers import CLIP_MODES, OPTIMIZERS
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                        help="adamw (fast) or the official bertadam (Adam "
+                             "without bias correction; paper)")
+    parser.add_argument("--clip-mode", default=None, choices=CLIP_MODES,
+                        help="clip the global gradient norm (fast) or each "
+                             "tensor's, as the official BertAdam (paper)")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--clip-norm", type=float, default=1.0,
+                        help="0: no clipping")
+    return parser
+
+
+def fill_from_recipe(args, recipe):
+    """Sets every argument still None to the recipe's value."""
+    for name, value in recipe.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
 
 
 def add_run_flags(parser, output_dir, overwrite_help):
@@ -68,14 +98,14 @@ def distillation_options(args, **extra):
     from tinybert_tf.distillation_options import (DistillationOptions,
                                                   parse_loss_weights)
     for_prediction = {name: getattr(args, name) for name in
-                      ("temperature", "prediction_reduction")
-                      if hasattr(args, name)}
+                      ("temperature", "prediction_reduction",
+                       "regression_target") if hasattr(args, name)}
     return DistillationOptions(
         mapping_strategy=args.mapping, custom_layers=args.custom_layers,
         projection=args.projection, attention_loss=args.attention_loss,
         hidden_loss=args.hidden_loss,
         loss_weights=parse_loss_weights(args.loss_weights, args.layer_weights),
-        **for_prediction, **extra)
+        teacher_training=bool(args.teacher_dropout), **for_prediction, **extra)
 
 
 # ------------------------------------------------------------------ output
@@ -93,21 +123,6 @@ def guard_output(output_dir, finished, overwrite, advice):
             f"{output_dir} already holds {', '.join(found)}; pass "
             f"--overwrite to replace {advice}, or choose another --output-dir.")
     return found
-
-
-def write_json(path, values):
-    """Writes next to `path`, then renames: never a half-written report."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".report-", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(values, f, indent=2)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.remove(staging)
-        raise
 
 
 # ------------------------------------------------------------------ run

@@ -21,7 +21,17 @@ import shutil
 import sys
 import time
 
+from tinybert_tf import files
 from trainers import common
+
+# Defaults of the flags left unset. "paper": the paper's set-up and every
+# behaviour of the official general_distill.py (docs/fidelity.md).
+RECIPES = {
+    "fast": dict(epochs=3.0, learning_rate=1e-3, optimizer="adamw",
+                 clip_mode="global", teacher_dropout=False),
+    "paper": dict(epochs=3.0, learning_rate=5e-5, optimizer="bertadam",
+                  clip_mode="per_tensor", teacher_dropout=True),
+}
 
 
 def parse_args(argv=None):
@@ -46,28 +56,31 @@ def parse_args(argv=None):
     p.add_argument("--max-documents", type=int, default=None)
     p.add_argument("--sequence-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32, help="global batch")
-    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+                   help="defaults of the flags below: " + "; ".join(
+                       f"{name}: " + ", ".join(f"{k}={v}" for k, v in
+                                               values.items())
+                       for name, values in RECIPES.items()))
+    p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--steps", type=int, default=None,
                    help="total steps (overrides --epochs; >= 1)")
     p.add_argument("--save-every", type=int, default=100,
                    help="steps between checkpoints/backups (one Keras epoch)")
-    p.add_argument("--learning-rate", type=float, default=1e-3,
+    p.add_argument("--learning-rate", type=float, default=None,
                    help="peak of the warm-up + linear decay (the paper: 5e-5 "
                         "over 3 epochs of Wikipedia; 1e-3 suits short runs "
                         "such as the embedded one, docs/demo.md)")
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip-norm", type=float, default=1.0)
+    common.add_optimization_flags(p)
     common.add_distillation_flags(p)
-    p.add_argument("--teacher-dropout", action="store_true",
-                   help="teacher in training mode, as the official script")
     common.add_run_flags(p, "outputs/general",
                          "replace a finished run in --output-dir")
     p.add_argument("--tpu", default=None)
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     p.add_argument("--cache-dir", default=None,
                    help="tokenized corpus cache (default ~/.cache/tinybert_tf)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    return common.fill_from_recipe(args, RECIPES[args.recipe])
 
 
 def check_counts(args):
@@ -134,17 +147,16 @@ def run(args):
         teacher = checkpoint.load_backbone(teacher_ckpt)
         student, student_ckpt, _ = students.make_student(
             args.student, teacher.config, vocabulary=tokenizer.vocabulary)
-        distiller = common.distillation_options(
-            args, teacher_training=args.teacher_dropout).distiller(
-                teacher, student, "intermediate")
+        distiller = common.distillation_options(args).distiller(
+            teacher, student, "intermediate")
         if student_ckpt is not None:
             distiller.load_projections(student_ckpt)
         schedule = WarmupLinearDecay(args.learning_rate, total_steps,
                                      int(args.warmup * total_steps))
         jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
         distiller.compile(optimizer=make_optimizer(
-            schedule, "adamw", args.weight_decay, args.clip_norm),
-            jit_compile=jit)
+            schedule, args.optimizer, args.weight_decay, args.clip_norm,
+            args.clip_mode), jit_compile=jit)
 
     print(distiller.describe())
     print(f"Teacher {teacher_source}: {teacher.count_params():,} parameters; "
@@ -210,7 +222,7 @@ def run(args):
         "examples_per_s": (steps - resumed_steps) * args.batch_size / fit_seconds,
     }
     if chief:
-        common.write_json(os.path.join(args.output_dir, "report.json"), report)
+        files.write_json(os.path.join(args.output_dir, "report.json"), report)
         print(f"Student saved to {student_dir}; report "
               f"{os.path.join(args.output_dir, 'report.json')}")
         print("Final losses: " + ", ".join(

@@ -37,11 +37,15 @@ import argparse
 import os
 import sys
 
+from tinybert_tf import files
 from trainers import common
 
 
 def parse_args(argv=None):
+    from tinybert_tf.distiller import REGRESSION_TARGETS
     from tinybert_tf.heads import CLASSIFIER_HEADS, POOLINGS
+    from tinybert_tf.metrics import METRICS
+    from tinybert_tf.students import LABEL_MAPPINGS
     from tinybert_tf.task_distillation import QUICK, RECIPES
     p = argparse.ArgumentParser(
         prog="python -m trainers.task",
@@ -83,6 +87,12 @@ def parse_args(argv=None):
                              "(default: the offline MiniLM)")
     models.add_argument("--fine-tuned-teacher", default=None,
                         help="an already fine-tuned teacher checkpoint to use")
+    models.add_argument("--label-mapping", default="names",
+                        choices=LABEL_MAPPINGS,
+                        help="match a fine-tuned teacher's classes to the "
+                             "task's by name (refusing other names), or take "
+                             "them in index order as the official code "
+                             "(its MNLI bug, issue #229)")
     models.add_argument("--retrain-teacher", action="store_true",
                         help="fine-tune again although OUTPUT/teacher exists "
                              "(needs --overwrite)")
@@ -117,10 +127,22 @@ def parse_args(argv=None):
     train.add_argument("--prediction-lr", type=float, default=None)
     train.add_argument("--warmup", type=float, default=None,
                        help="warm-up fraction (teacher, step 2, baseline)")
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--clip-norm", type=float, default=1.0)
+    common.add_optimization_flags(train)
+    train.add_argument("--drop-remainder", action=argparse.BooleanOptionalAction,
+                       default=None, help="drop the last partial training "
+                       "batch, as the official code (paper recipe)")
     train.add_argument("--eval-every", type=int, default=None,
                        help="evaluate on dev every N steps (0: each epoch)")
+    train.add_argument("--select-metric", default=None, choices=METRICS,
+                       help="the dev metric that selects the best step "
+                            "(default: the task's official one, e.g. accuracy"
+                            " for MRPC/QQP, corr for STS-B); all are reported")
+    train.add_argument("--intermediate-stage", default="intermediate",
+                       choices=("intermediate", "all"),
+                       help="step 1 trains the embedding, attention and "
+                            "hidden losses (TinyBERT), or all of them with "
+                            "the prediction loss weighted by the 4th "
+                            "--loss-weights number")
     train.add_argument("--baseline", action=argparse.BooleanOptionalAction,
                        default=True, help="also train the same student "
                                           "directly on the labels of the "
@@ -129,8 +151,13 @@ def parse_args(argv=None):
                        help="default: step 1 + step 2 epochs")
     train.add_argument("--baseline-lr", type=float, default=None)
 
-    common.add_distillation_flags(p.add_argument_group("distillation"),
-                                  prediction=True)
+    distillation = common.add_distillation_flags(
+        p.add_argument_group("distillation"), prediction=True)
+    distillation.add_argument(
+        "--regression-target", default="teacher", choices=REGRESSION_TARGETS,
+        help="what a regression student's prediction layer learns: the "
+             "teacher's outputs (the paper), or the gold labels (the official"
+             " code's bug, issue #128)")
 
     aug = p.add_argument_group("data augmentation")
     aug.add_argument("--augment", action=argparse.BooleanOptionalAction,
@@ -164,9 +191,7 @@ def resolve_settings(args, error):
     defaults = dict(RECIPES[args.recipe])
     if args.quick:
         defaults.update(QUICK)
-    for name, value in defaults.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
+    common.fill_from_recipe(args, defaults)
     if args.baseline_epochs is None:
         args.baseline_epochs = max(1, args.intermediate_epochs
                                    + args.prediction_epochs)
@@ -212,6 +237,15 @@ def choose_teacher(args, paths):
     return args.teacher, "fine-tuned"
 
 
+def check_select_metric(task, name):
+    from tinybert_tf.metrics import REGRESSION_METRICS
+    if (name in REGRESSION_METRICS) != task.is_regression:
+        kind = "a regression" if task.is_regression else "a classification"
+        raise ValueError(f"--select-metric {name}: task {task.name!r} is "
+                         f"{kind} task.")
+    return name
+
+
 def augment_options(args):
     from tinybert_tf.task_distillation import AugmentOptions
     return AugmentOptions(
@@ -226,7 +260,6 @@ def run(args):
     from tinybert_tf import checkpoint, students
     from tinybert_tf import task_distillation as td
     from tinybert_tf.distribute import make_strategy, set_precision
-    from tinybert_tf.metrics import primary_metric
     from tinybert_tf.task_data import TaskDataOptions, load_task_data
 
     paths = check_output(args)
@@ -240,7 +273,9 @@ def run(args):
     with clock.stage("data"):
         task = load_task_data(TaskDataOptions.from_mapping(vars(args)))
     length = args.sequence_length or td.default_sequence_length(task, args.recipe)
-    primary = primary_metric(task.metrics)
+    if args.select_metric:
+        task.select_metric = check_select_metric(task, args.select_metric)
+    primary = task.select_metric
     show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
          f"{'no' if task.test is None else len(task.test)} test examples; "
          f"labels {task.label_names or 'regression'}; metric {primary}; "
@@ -267,8 +302,10 @@ def run(args):
                 label_names=task.label_names or None, head=args.head)
         else:
             teacher = students.load_fine_tuned_teacher(
-                teacher_ckpt, task.num_labels, task.label_names)
-        inputs = td.TaskInputs(task, tokenizer, args.batch_size, args.seed)
+                teacher_ckpt, task.num_labels, task.label_names,
+                args.label_mapping)
+        inputs = td.TaskInputs(task, tokenizer, args.batch_size, args.seed,
+                               args.drop_remainder)
         steps = td.TaskDistillation(
             teacher, student, inputs, td.TaskDistillationConfig.from_mapping(
                 vars(args)), common.distillation_options(args),
@@ -343,7 +380,7 @@ def run(args):
         td.StudentResult(student, student_desc, paths["student"],
                          student_scores, best_student, intermediate_losses),
         augmentation, baseline, clock.report(), vars(args)))
-    common.write_json(paths["report.json"], report)
+    files.write_json(paths["report.json"], report)
     show(td.retention_line(report))
     show(f"Report: {paths['report.json']}")
     return 0
