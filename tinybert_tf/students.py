@@ -89,21 +89,23 @@ def _check_vocabulary(ckpt, source, vocabulary):
 
 
 def read_teacher(source=None, sequence_length=128):
-    """(source, `Checkpoint`, `BertTextTokenizer`) of a teacher.
+    """(name, `Checkpoint`, `BertTextTokenizer`) of a teacher.
 
     `source` is any checkpoint source (HF directory or hub id, keras-hub
-    preset, project checkpoint); None is the offline MiniLM. The tokenizer of
-    its vocabulary is checked against its config.
+    preset, project checkpoint); None is the offline MiniLM. `name` is the
+    source as logs and reports show it (`assets.display_name`). The
+    tokenizer of its vocabulary is checked against its config.
     """
     from tinybert_tf import assets, checkpoint
     from tinybert_tf.tokenizer import BertTextTokenizer
     source = source or assets.minilm_dir()
     ckpt = checkpoint.read(source)
+    name = assets.display_name(source)
     if ckpt.vocab_file is None:
-        raise FileNotFoundError(f"Teacher {source} has no vocab.txt.")
+        raise FileNotFoundError(f"Teacher {name} has no vocab.txt.")
     tokenizer = BertTextTokenizer(ckpt.vocab_file, sequence_length)
     tokenizer.check_model(ckpt.config)
-    return source, ckpt, tokenizer
+    return name, ckpt, tokenizer
 
 
 LABEL_MAPPINGS = ("names", "index")

@@ -20,6 +20,8 @@ class TaskDataOptions:
     Args:
         task: "bbc_news" (default, None) or a GLUE task name; with
             `train_file`, the name of the task.
+        task_name: the name of a task from files (default: `task`, else
+            the train file's stem or folder, `tasks.load_files`).
         tfds_data_dir, tfds_download, test_fraction: GLUE through TFDS
             (`tasks.load_glue`).
         train_file, dev_file, test_file, text_column, text_pair_column,
@@ -31,6 +33,7 @@ class TaskDataOptions:
     """
 
     task: str | None = None
+    task_name: str | None = None
     tfds_data_dir: str | None = None
     tfds_download: bool = True
     test_fraction: float = 0.0
@@ -63,7 +66,7 @@ def load_task_data(options=TaskDataOptions()):
             o.train_file, o.dev_file, o.test_file, text_column=o.text_column,
             text_pair_column=o.text_pair_column, label_column=o.label_column,
             regression=o.regression, dev_fraction=o.dev_fraction, seed=o.seed,
-            name=o.task)
+            name=o.task_name or o.task)
     elif o.dev_file or o.test_file:
         raise ValueError("--dev-file/--test-file need --train-file.")
     elif o.task in (None, "bbc_news"):

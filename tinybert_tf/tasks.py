@@ -504,7 +504,9 @@ def load_files(
             classes (metric accuracy).
         dev_fraction: fraction of train carved out as dev when no dev_file.
         seed: seed of that carve.
-        name: task name; defaults to the train file's stem.
+        name: task name; default: the train file's stem, or its folder's
+            name when the stem is a split name (`data/reviews/train.tsv` ->
+            "reviews").
         metrics: metric names overriding the defaults above.
 
     Example:
@@ -548,7 +550,7 @@ def load_files(
     if metrics is None:
         metrics = ("pearson", "spearman") if regression else ("accuracy",)
     return TaskData(
-        name=name or train_path.stem,
+        name=name or _task_name(train_path),
         train=train_split,
         dev=dev_split,
         test=test_split,
@@ -559,6 +561,16 @@ def load_files(
 
 
 # --------------------------------------------------------------------------- dispatch
+
+
+SPLIT_NAMES = ("train", "training", "dev", "valid", "validation", "val",
+               "test", "eval")
+
+
+def _task_name(train_path):
+    stem = train_path.stem
+    folder = train_path.resolve().parent.name
+    return folder if stem.lower() in SPLIT_NAMES and folder else stem
 
 
 def load_task(name=None, **options):

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from tinybert_tf.assets import display_name
+
 ATTENTION_TOKENS = 24
 
 
@@ -238,7 +240,8 @@ def _stage_sections(results, wall_times):
     lines = [
         "## What each stage did", "",
         f"1. **General distillation** (`python -m trainers.general`): "
-        f"{general['teacher']['source']} ({general['teacher']['parameters']:,}"
+        f"{display_name(general['teacher']['source'])} "
+        f"({general['teacher']['parameters']:,}"
         f" parameters) into a {general['student']['config']['num_layers']}-layer"
         f" student ({general['student']['parameters']:,}); student layers "
         f"1..{len(mapping)} learn from teacher layers {mapping}; "

@@ -63,6 +63,11 @@ def parse_args(argv=None):
                       help="GLUE: carve a labelled test split out of train")
     data.add_argument("--train-file", default=None,
                       help="your own .csv/.tsv/.jsonl train file")
+    data.add_argument("--task-name", default=None,
+                      help="name of a task from files (default: the train "
+                           "file's stem, or its folder's name for "
+                           "train/dev/test files: data/reviews/train.tsv -> "
+                           "reviews)")
     data.add_argument("--dev-file", default=None)
     data.add_argument("--test-file", default=None)
     data.add_argument("--text-column", default="text")
@@ -318,7 +323,7 @@ def run(args):
                 checkpoint.save(
                     teacher, paths["teacher"], tokenizer.vocabulary,
                     extras={"stage": "task-teacher", "task": task.name,
-                            "pretrained": str(teacher_ckpt.source),
+                            "pretrained": teacher_source,
                             "sequence_length": length,
                             "best_step": best.best_step,
                             "dev": best.best_metrics},
