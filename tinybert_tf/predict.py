@@ -198,10 +198,10 @@ class Predictor:
     """
 
     def __init__(self, directory, sequence_length=None):
+        ckpt = read_classifier_checkpoint(directory)  # before TensorFlow
         from tinybert_tf import checkpoint
         from tinybert_tf.tokenizer import BertTextTokenizer
 
-        ckpt = read_classifier_checkpoint(directory)
         self.sequence_length = int(
             sequence_length or ckpt.extras.get("sequence_length")
             or min(DEFAULT_SEQUENCE_LENGTH,
