@@ -14,6 +14,8 @@ below it):
 - `data`: a task's text, tokenized; `verify`: checks of a variant;
   `staging`: the all-or-nothing output folder;
 - `classifier`: `export_classifier` and `ExportOptions`, the whole export;
+- `predictor`: classifying text with a .tflite file (LiteRT or MediaPipe,
+  no TensorFlow) or a checkpoint (`python -m trainers.predict`);
 - `tflite`: the command line, `python -m export.tflite`.
 
 Project modules (tinybert_tf) are imported inside functions: their package

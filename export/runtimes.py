@@ -2,8 +2,9 @@
 
 - `LiteRTClassifier`: an exported .tflite with LiteRT (`ai_edge_litert`),
   batch 1, on our tokenizer's ids;
-- `mediapipe_top_classes`: the .tflite in MediaPipe's TextClassifier (the
-  Android runtime), which tokenizes the raw text itself;
+- `mediapipe_top_classes`, `mediapipe_probabilities`: the .tflite in
+  MediaPipe's TextClassifier (the Android runtime), which tokenizes the raw
+  text itself;
 - `keras_probabilities`: the Keras student's softmax, the reference.
 
 Example:
@@ -14,6 +15,7 @@ path = "runs/bbc/tflite/model_dynamic_int8.tflite"
 runner = runtimes.LiteRTClassifier(open(path, "rb").read())
 probabilities = runner.predict(tokenizer(["some text"]))  # [1, C]
 runtimes.mediapipe_top_classes(path, ["some text"])  # [top class index]
+runtimes.mediapipe_probabilities(path, ["some text"], 2)  # [1, C]
 ```
 """
 
@@ -92,3 +94,20 @@ def mediapipe_top_classes(model_path, texts):
     with text.TextClassifier.create_from_options(options) as classifier:
         return [classifier.classify(t).classifications[0].categories[0].index
                 for t in texts]
+
+
+def mediapipe_probabilities(model_path, texts, num_labels):
+    """Every category's score [N, C] for `texts` with MediaPipe's
+    TextClassifier (the softmax probabilities of an exported classifier)."""
+    from mediapipe.tasks.python import text
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = text.TextClassifierOptions(
+        base_options=BaseOptions(model_asset_path=os.fspath(model_path)))
+    scores = np.zeros((len(texts), num_labels), np.float32)
+    with text.TextClassifier.create_from_options(options) as classifier:
+        for row, item in enumerate(texts):
+            for category in classifier.classify(item).classifications[
+                    0].categories:
+                scores[row, category.index] = category.score
+    return scores

@@ -404,8 +404,8 @@ def _is_blank(value):
     return value is None or not str(value).strip()
 
 
-def _read_examples(path, text_column, text_pair_column, label_column):
-    """Reads one file; returns (text_a, text_b or None, raw labels, line numbers)."""
+def _read_records(path):
+    """(columns, [(line, record), ...]) of a CSV/TSV/JSONL file, not empty."""
     path = pathlib.Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
@@ -417,6 +417,22 @@ def _read_examples(path, text_column, text_pair_column, label_column):
     columns, records = reader(path)
     if not records:
         raise ValueError(f"{path} is empty: it holds no examples.")
+    return columns, records
+
+
+def read_text_column(path, text_column="text"):
+    """The texts of one column of a CSV, TSV or JSON Lines file, in file order.
+
+    The same readers as `load_files` (a header row for CSV/TSV); a missing
+    column or an empty text is an error naming the file and line.
+    """
+    return _read_examples(path, text_column, None, None)[0]
+
+
+def _read_examples(path, text_column, text_pair_column, label_column):
+    """Reads one file; returns (text_a, text_b or None, raw labels, line numbers)."""
+    path = pathlib.Path(path)
+    columns, records = _read_records(path)
     wanted = [c for c in (text_column, text_pair_column, label_column) if c is not None]
     missing = [c for c in wanted if c not in columns]
     if missing:
@@ -433,7 +449,8 @@ def _read_examples(path, text_column, text_pair_column, label_column):
         text_a.append(str(record[text_column]))
         if text_pair_column is not None:
             text_b.append(str(record[text_pair_column]))
-        labels.append(str(record[label_column]).strip())
+        if label_column is not None:
+            labels.append(str(record[label_column]).strip())
         lines.append(line)
     return text_a, text_b if text_pair_column is not None else None, labels, lines
 
