@@ -159,6 +159,10 @@ def run_main(parse_args, run, argv=None):
     args = parse_args(argv)
     try:
         return run(args)
+    except BrokenPipeError:
+        # The reader of our output (`| head`) has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
