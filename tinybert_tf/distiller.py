@@ -33,6 +33,7 @@ import tensorflow as tf
 from keras import ops
 
 from tinybert_tf.backbone import dummy_inputs
+from tinybert_tf.choices import REGRESSION_TARGETS
 from tinybert_tf.distribute import (BuiltBeforeFit, clip_gradients,
                                     is_multi_worker)
 from tinybert_tf.layer_mapping import LayerMapping
@@ -41,7 +42,6 @@ from tinybert_tf.losses import (AttentionLoss, EmbeddingLoss, HiddenStateLoss,
 
 STAGES = ("intermediate", "prediction", "all")
 PROJECTIONS = ("shared", "per_layer")
-REGRESSION_TARGETS = ("teacher", "labels")
 
 
 @dataclasses.dataclass(frozen=True)

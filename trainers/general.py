@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 
-from tinybert_tf import files
+from tinybert_tf import console, files
 from trainers import common
 
 # Defaults of the flags left unset. "paper": the paper's set-up and every
@@ -190,7 +190,7 @@ def run(args):
     fit_started = time.time()
     history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,
                             callbacks=callbacks, shuffle=False,
-                            verbose=2 if os.environ.get("CI") else 1)
+                            verbose=console.fit_verbose())
     fit_seconds = time.time() - fit_started
     final = {k: float(v[-1]) for k, v in history.history.items()}
     if not all(math.isfinite(v) for v in final.values()):

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from tinybert_tf import console
+
 ATTENTION_TOKENS = 24
 
 
@@ -352,7 +354,9 @@ def main(argv=None):
                                 description=__doc__.split("\n")[0])
     p.add_argument("--output-dir", required=True,
                    help="the directory of a trainers.pipeline run")
+    console.add_verbose_flag(p)
     args = p.parse_args(argv)
+    console.setup(args.verbose)
     try:
         write_report(args.output_dir)
     except FileNotFoundError as error:

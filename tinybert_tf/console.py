@@ -1,0 +1,146 @@
+"""What the command lines print besides their own output: quiet by default.
+
+Every command line (trainers.*, export.tflite) calls `setup(args.verbose)`
+right after parsing its flags, before anything imports TensorFlow. Unless
+`--verbose` (`add_verbose_flag`) or `TINYBERT_TF_VERBOSE=1` asks for them,
+it keeps from the console:
+
+- TensorFlow's C++ logging (`TF_CPP_MIN_LOG_LEVEL=3`: the cuInit error of a
+  machine without CUDA, cpu_feature_guard, TFRecord notices, ...), unless
+  the user set that variable;
+- the lines the TensorFlow libraries print while they load, before that
+  variable is read (absl's "All log messages before absl::InitializeLog()",
+  oneDNN's notice, cudart_stub's "Could not find cuda drivers"): file
+  descriptor 2 goes to a temporary file during `import tensorflow` only,
+  and is replayed if the import fails;
+- the Python warnings of the dependencies (the project's own stay on;
+  `python -W` / `PYTHONWARNINGS` win) and their loggers below ERROR.
+
+Nothing else changes: no device is hidden (a GPU is used as before) and
+numerics are untouched (oneDNN stays on). The setting is kept in the
+environment, so subprocesses (trainers.pipeline's stages) inherit it.
+
+`interactive()` says whether a stream is a terminal: progress bars are
+drawn there, and become one line per epoch or stage in a log file or CI
+(`fit_verbose()`, the `verbose` of Keras `fit`).
+"""
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import warnings
+
+VERBOSE_ENV = "TINYBERT_TF_VERBOSE"
+# Marks a TF_CPP_MIN_LOG_LEVEL that `setup` set (not the user), so that a
+# verbose subprocess of a quiet process can take it back.
+_SET_BY_US_ENV = "TINYBERT_TF_QUIETED_TF_LOG"
+OWN_PACKAGES = ("tinybert_tf", "trainers", "export")
+# Python loggers of dependencies that warn at start-up or per call.
+DEPENDENCY_LOGGERS = ("tensorflow", "absl", "h5py", "jax", "tensorflow_hub",
+                      "tensorflow_datasets", "matplotlib")
+
+
+def add_verbose_flag(parser):
+    """--verbose: the dependencies' logging and warnings back on."""
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show TensorFlow's C++ logging and the warnings of the "
+             f"dependencies (also: {VERBOSE_ENV}=1)")
+    return parser
+
+
+def is_verbose(verbose=False):
+    """True with `verbose` or with TINYBERT_TF_VERBOSE set to 1/true/yes."""
+    return bool(verbose) or os.environ.get(VERBOSE_ENV, "").strip().lower() in (
+        "1", "true", "yes", "on")
+
+
+def setup(verbose=False, tensorflow=True):
+    """Quiet (or, with `verbose`, the dependencies' own) console output of a
+    command line; with `tensorflow`, imports TensorFlow under that setting.
+    Returns whether the output is verbose."""
+    verbose = is_verbose(verbose)
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+        if os.environ.pop(_SET_BY_US_ENV, None):
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    else:
+        if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+            os.environ[_SET_BY_US_ENV] = "1"
+        _quiet_python()
+    if tensorflow:
+        import_tensorflow(quiet=not verbose)
+    return verbose
+
+
+def _quiet_python():
+    if not sys.warnoptions:  # python -W ... / PYTHONWARNINGS decide otherwise
+        # Every module but ours (and a script run as __main__).
+        warnings.filterwarnings("ignore", module=r"(?!(%s)(\.|$))" % "|".join(
+            ("__main__",) + OWN_PACKAGES))
+    for name in DEPENDENCY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def import_tensorflow(quiet=True):
+    """`import tensorflow`; with `quiet`, what its libraries print on file
+    descriptor 2 while they load is dropped (written out if it fails)."""
+    if "tensorflow" in sys.modules or not quiet:
+        import tensorflow
+        return tensorflow
+    with _stderr_captured():
+        import tensorflow
+    return tensorflow
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """File descriptor 2 into a temporary file; replayed on an exception."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no usable fd 2
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            _restore(saved)
+            captured.seek(0)
+            data = captured.read()
+            while data:
+                data = data[os.write(2, data):]
+            raise
+        else:
+            _restore(saved)
+
+
+def _restore(saved):
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def interactive(stream=None):
+    """Whether `stream` (default: stdout) shows live progress bars: a
+    terminal or a notebook; not a file, a pipe or CI."""
+    stream = sys.stdout if stream is None else stream
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def fit_verbose():
+    """Keras `fit(verbose=...)`: the live bar (1) on a terminal, one line per
+    epoch (2) elsewhere (Keras's own bar writes carriage returns and colour
+    codes into files too)."""
+    return 1 if interactive() else 2
