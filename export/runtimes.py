@@ -9,9 +9,10 @@
 Example:
 
 ```python
+from pathlib import Path
 from export import runtimes
 path = "runs/bbc/tflite/model_dynamic_int8.tflite"
-runner = runtimes.LiteRTClassifier(open(path, "rb").read())
+runner = runtimes.LiteRTClassifier(Path(path).read_bytes())
 probabilities = runner.predict(tokenizer(["some text"]))  # [1, C]
 runtimes.mediapipe_top_classes(path, ["some text"])  # [top class index]
 ```

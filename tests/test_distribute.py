@@ -244,10 +244,11 @@ def test_multiworker_workers_end_identical_and_equal_single_device(tmp_path):
     logs = [tmp_path / f"worker_{i}.txt" for i in range(2)]
     workers = []
     for index, log in enumerate(logs):
-        workers.append(subprocess.Popen(
-            [sys.executable, WORKER, str(index), ",".join(map(str, ports)),
-             str(tmp_path)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-            env=_environment(), cwd=ROOT))
+        with open(log, "w") as out:  # the worker writes to its own copy
+            workers.append(subprocess.Popen(
+                [sys.executable, WORKER, str(index), ",".join(map(str, ports)),
+                 str(tmp_path)], stdout=out, stderr=subprocess.STDOUT,
+                env=_environment(), cwd=ROOT))
     try:
         codes = [worker.wait(timeout=TIMEOUT_S) for worker in workers]
     except subprocess.TimeoutExpired:

@@ -331,8 +331,8 @@ class Distiller(BuiltBeforeFit, keras.Model):
         tensors = {}
         for i, dense in enumerate(self.projections):
             name = "fit_dense" if self.projection == "shared" else f"fit_denses.{i}"
-            tensors[f"{name}.weight"] = ops.convert_to_numpy(dense.kernel).T
-            tensors[f"{name}.bias"] = ops.convert_to_numpy(dense.bias)
+            tensors[f"{name}.weight"] = dense.kernel.numpy().T
+            tensors[f"{name}.bias"] = dense.bias.numpy()
         return tensors
 
     def load_projections(self, checkpoint):
