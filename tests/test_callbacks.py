@@ -78,7 +78,7 @@ def run(directory, seed, interrupt_after=None):
         callbacks.append(InterruptAfter(interrupt_after))
     try:
         distiller.fit(data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
-                      callbacks=callbacks, verbose=0)
+                      callbacks=callbacks, shuffle=False, verbose=0)
     finally:  # an interrupted fit leaves the CSV log open (a killed process)
         callbacks[2].csv_file.close()
     return distiller, start
@@ -142,7 +142,8 @@ def test_terminate_on_nan_keeps_the_last_good_student(tmp_path):
     data = tf.data.Dataset.from_tensor_slices(
         examples(GLOBAL_BATCH * TOTAL_STEPS)).batch(GLOBAL_BATCH).repeat()
     history = distiller.fit(
-        data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, verbose=0,
+        data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, shuffle=False,
+        verbose=0,
         callbacks=[PoisonTeacher(epoch=1), keras.callbacks.TerminateOnNaN(),
                    StudentCheckpoint(directory, VOCAB), snapshot]).history
 
@@ -194,7 +195,7 @@ def test_csv_logger_and_tensorboard_write_every_loss(tmp_path):
     data = tf.data.Dataset.from_tensor_slices(
         examples(GLOBAL_BATCH * STEPS_PER_EPOCH)).batch(GLOBAL_BATCH)
     csv_path, log_dir = str(tmp_path / "log.csv"), str(tmp_path / "tensorboard")
-    history = distiller.fit(data, epochs=2, verbose=0, callbacks=[
+    history = distiller.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[
         keras.callbacks.CSVLogger(csv_path),
         keras.callbacks.TensorBoard(log_dir, update_freq=1)]).history
 

@@ -311,7 +311,8 @@ def test_fit_logs_equal_numpy_losses_per_component_and_layer():
                                   *projection_params(distiller))
     distiller.compile(keras.optimizers.SGD(0.0))
     data = tf.data.Dataset.from_tensor_slices(inputs).batch(4)
-    history = distiller.fit(data, validation_data=data, verbose=0).history
+    history = distiller.fit(data, validation_data=data, shuffle=False,
+                            verbose=0).history
     assert sorted(history) == sorted(list(expected) + [f"val_{n}" for n in expected])
     for name, value in expected.items():
         assert history[name][0] == pytest.approx(value, rel=1e-5), name
@@ -324,7 +325,7 @@ def test_fit_trains_student_and_projections_never_teacher():
     student_before = {v.path: v.numpy() for v in distiller.student.weights}
     projection_before = distiller.projections[0].kernel.numpy()
     distiller.compile(keras.optimizers.Adam(1e-2), run_eagerly=True)
-    distiller.fit(dataset(), epochs=1, verbose=0)
+    distiller.fit(dataset(), epochs=1, shuffle=False, verbose=0)
     for before, after in zip(teacher_before, distiller.teacher.weights):
         np.testing.assert_array_equal(before, after.numpy())
     assert not distiller.teacher.trainable_weights
@@ -354,7 +355,8 @@ def test_global_clipnorm_sees_the_dense_embedding_gradient():
     before = [v.numpy() for v in variables]
     distiller.compile(keras.optimizers.SGD(learning_rate, global_clipnorm=clip),
                       run_eagerly=True)
-    distiller.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(4), verbose=0)
+    distiller.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(4),
+                  shuffle=False, verbose=0)
     for b, v, g in zip(before, variables, gradients):
         np.testing.assert_allclose(v.numpy(), b - learning_rate * clip / norm
                                    * g.numpy(), atol=1e-8, rtol=1e-5)
@@ -374,7 +376,7 @@ def test_fit_with_keras_callbacks(tmp_path):
                                       patience=5),
     ]
     distiller.fit(dataset(), validation_data=dataset(4), epochs=2,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, shuffle=False, verbose=0)
     assert len(batch_keys) == 4
     assert {"attention_loss_1", "hidden_loss_2", "loss"} <= set(batch_keys[0])
     restored = Distiller(*backbones(seed=1))
@@ -417,7 +419,7 @@ def test_user_snippet_end_to_end(tmp_path):
     total_steps = 4
     schedule = WarmupLinearDecay(1e-3, total_steps=total_steps, warmup_steps=1)
     distiller.compile(optimizer=make_optimizer(schedule))
-    distiller.fit(dataset(8, batch=4), epochs=2, verbose=0)
+    distiller.fit(dataset(8, batch=4), epochs=2, shuffle=False, verbose=0)
     assert int(distiller.optimizer.iterations) == total_steps
     assert float(distiller.optimizer.learning_rate) == 0.0  # decayed to 0
 
@@ -468,7 +470,8 @@ def test_mixed_bfloat16_losses_are_float32_and_close(restore_policy):
         assert float(value) == pytest.approx(expected[name], rel=5e-2), name
 
     distiller.compile(keras.optimizers.Adam(1e-3), run_eagerly=True)
-    history = distiller.fit(dataset(), epochs=2, verbose=0).history
+    history = distiller.fit(dataset(), epochs=2, shuffle=False,
+                            verbose=0).history
     assert all(np.isfinite(v).all() for v in history.values())
     assert history["loss"][-1] < history["loss"][0]
 
@@ -479,7 +482,8 @@ def test_mixed_float16_uses_loss_scaling(restore_policy):
     distiller.compile(keras.optimizers.SGD(1e-2), run_eagerly=True)
     assert isinstance(distiller.optimizer, keras.optimizers.LossScaleOptimizer)
     before = [v.numpy() for v in distiller.student.trainable_weights]
-    history = distiller.fit(dataset(), epochs=1, verbose=0).history
+    history = distiller.fit(dataset(), epochs=1, shuffle=False,
+                            verbose=0).history
     assert np.isfinite(history["loss"]).all()
     assert all(np.isfinite(v.numpy()).all()
                for v in distiller.student.trainable_weights)
