@@ -58,7 +58,7 @@ def test_help_imports_no_tensorflow_and_offers_verbose(cli):
 def test_tensorflow_loads_without_a_line_on_stderr():
     done = _python("from tinybert_tf import console\n"
                    "console.setup()\n"
-                   "import tensorflow as tf\n"
+                   "import keras, tensorflow as tf  # keras imports it first\n"
                    "print(len(tf.config.list_physical_devices()) > 0)\n")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True"
@@ -68,10 +68,10 @@ def test_tensorflow_loads_without_a_line_on_stderr():
 def test_quiet_sets_the_log_level_and_verbose_takes_it_back():
     code = ("import os, subprocess, sys\n"
             "from tinybert_tf import console\n"
-            "console.setup(tensorflow=False)\n"
+            "console.setup()\n"
             "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
             "child = 'from tinybert_tf import console; import os; "
-            "print(console.setup(%s, tensorflow=False), "
+            "print(console.setup(%s), "
             "os.environ.get(\"TF_CPP_MIN_LOG_LEVEL\"))'\n"
             "for verbose in (False, True):\n"
             "    subprocess.run([sys.executable, '-c', child % verbose])\n")
@@ -82,7 +82,7 @@ def test_quiet_sets_the_log_level_and_verbose_takes_it_back():
     assert done.stdout.split("\n")[:3] == ["3", "False 3", "True None"]
     # A level the user chose is kept.
     done = _python("import os\nfrom tinybert_tf import console\n"
-                   "console.setup(tensorflow=False)\n"
+                   "console.setup()\n"
                    "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])\n",
                    TF_CPP_MIN_LOG_LEVEL="0")
     assert done.stdout.strip() == "0"
@@ -90,11 +90,11 @@ def test_quiet_sets_the_log_level_and_verbose_takes_it_back():
 
 def test_verbose_is_inherited_by_subprocesses():
     child = ("from tinybert_tf import console; import os; "
-             "print(console.setup(tensorflow=False), "
+             "print(console.setup(), "
              "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
     code = ("import subprocess, sys\n"
             "from tinybert_tf import console\n"
-            "console.setup(verbose=True, tensorflow=False)\n"
+            "console.setup(verbose=True)\n"
             f"subprocess.run([sys.executable, '-c', {child!r}])\n")
     assert _python(code).stdout.strip() == "True None"
     assert _python(child, TINYBERT_TF_VERBOSE="1").stdout.strip() == "True None"
@@ -104,7 +104,7 @@ def test_verbose_is_inherited_by_subprocesses():
 def test_quiet_hides_the_warnings_of_dependencies_only():
     code = ("import warnings\n"
             "from tinybert_tf import console\n"
-            "console.setup(verbose=%s, tensorflow=False)\n"
+            "console.setup(verbose=%s)\n"
             "for module in ('numpy.core', 'keras.src.ops', 'tinybert_tf.x',\n"
             "               'trainers.task', 'export.convert'):\n"
             "    warnings.warn_explicit('from ' + module, UserWarning,\n"

@@ -11,8 +11,9 @@ it keeps from the console:
 - the lines the TensorFlow libraries print while they load, before that
   variable is read (absl's "All log messages before absl::InitializeLog()",
   oneDNN's notice, cudart_stub's "Could not find cuda drivers"): file
-  descriptor 2 goes to a temporary file during `import tensorflow` only,
-  and is replayed if the import fails;
+  descriptor 2 goes to a temporary file while `tensorflow` is first
+  imported, wherever that happens (an import hook; TensorFlow is not
+  imported here), and is replayed if the import fails;
 - the Python warnings of the dependencies (the project's own stay on;
   `python -W` / `PYTHONWARNINGS` win) and their loggers below ERROR.
 
@@ -26,6 +27,8 @@ drawn there, and become one line per epoch or stage in a log file or CI
 """
 
 import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
@@ -57,23 +60,25 @@ def is_verbose(verbose=False):
         "1", "true", "yes", "on")
 
 
-def setup(verbose=False, tensorflow=True):
+def setup(verbose=False):
     """Quiet (or, with `verbose`, the dependencies' own) console output of a
-    command line; with `tensorflow`, imports TensorFlow under that setting.
-    Returns whether the output is verbose."""
+    command line, for this process and its subprocesses. Returns whether the
+    output is verbose."""
     verbose = is_verbose(verbose)
+    sys.meta_path[:] = [finder for finder in sys.meta_path
+                        if not isinstance(finder, _QuietTensorFlowImport)]
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
         if os.environ.pop(_SET_BY_US_ENV, None):
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    else:
-        if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-            os.environ[_SET_BY_US_ENV] = "1"
-        _quiet_python()
-    if tensorflow:
-        import_tensorflow(quiet=not verbose)
-    return verbose
+        return True
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        os.environ[_SET_BY_US_ENV] = "1"
+    _quiet_python()
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+    return False
 
 
 def _quiet_python():
@@ -85,15 +90,35 @@ def _quiet_python():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def import_tensorflow(quiet=True):
-    """`import tensorflow`; with `quiet`, what its libraries print on file
-    descriptor 2 while they load is dropped (written out if it fails)."""
-    if "tensorflow" in sys.modules or not quiet:
-        import tensorflow
-        return tensorflow
-    with _stderr_captured():
-        import tensorflow
-    return tensorflow
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as the other finders do (once), and loads it with
+    file descriptor 2 captured."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _CapturedLoader(spec.loader)
+        return spec
+
+
+class _CapturedLoader(importlib.abc.Loader):
+    """`loader`, with its module run under `_stderr_captured`."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _stderr_captured():
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name):  # resource readers and the like
+        return getattr(self.loader, name)
 
 
 @contextlib.contextmanager

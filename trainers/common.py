@@ -161,10 +161,10 @@ class Stopwatch:
 
 def run_main(parse_args, run, argv=None):
     """`run(parse_args(argv))` with the console set up (quiet unless
-    `args.verbose`, TensorFlow imported); a user error prints `error: ...`
+    `args.verbose` or TINYBERT_TF_VERBOSE); a user error prints `error: ...`
     and gives exit status 2 (argparse's own errors exit with 2 as well)."""
     args = parse_args(argv)
-    console.setup(args.verbose)
+    console.setup(getattr(args, "verbose", False))
     try:
         return run(args)
     except USER_ERRORS as error:

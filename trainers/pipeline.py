@@ -194,8 +194,8 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    # No TensorFlow here; the stages inherit the setting (the environment).
-    console.setup(args.verbose, tensorflow=False)
+    # The stages inherit the setting (the environment).
+    console.setup(args.verbose)
     return run(args)
 
 
