@@ -88,8 +88,13 @@ def mediapipe_top_classes(model_path, texts):
     from mediapipe.tasks.python import text
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
+    from tinybert_tf import console
+
     options = text.TextClassifierOptions(
         base_options=BaseOptions(model_asset_path=os.fspath(model_path)))
-    with text.TextClassifier.create_from_options(options) as classifier:
+    # MediaPipe's TFLite logs its XNNPACK delegate whatever the log level.
+    with console.native_output_captured():
+        classifier = text.TextClassifier.create_from_options(options)
+    with classifier:
         return [classifier.classify(t).classifications[0].categories[0].index
                 for t in texts]

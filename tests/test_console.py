@@ -20,7 +20,7 @@ CLIS = sorted(
     + ["export.tflite"])
 # What TensorFlow's libraries print on a machine without a GPU (and with).
 NOISE = ("absl::InitializeLog", "cuInit", "cudart_stub", "cuda drivers",
-         "oneDNN", "cpu_feature_guard", "I0000", "W0000", "E0000")
+         "oneDNN", "cpu_feature_guard", "XNNPACK", "I0000", "W0000", "E0000")
 
 
 def _environment(**values):

@@ -14,6 +14,9 @@ it keeps from the console:
   descriptor 2 goes to a temporary file while `tensorflow` is first
   imported, wherever that happens (an import hook; TensorFlow is not
   imported here), and is replayed if the import fails;
+- what native libraries that ignore that variable print where the code
+  that calls them says so (`native_output_captured`: MediaPipe's own
+  TFLite, "Created TensorFlow Lite XNNPACK delegate for CPU");
 - the Python warnings of the dependencies (the project's own stay on;
   `python -W` / `PYTHONWARNINGS` win) and their loggers below ERROR.
 
@@ -40,9 +43,11 @@ VERBOSE_ENV = "TINYBERT_TF_VERBOSE"
 # verbose subprocess of a quiet process can take it back.
 _SET_BY_US_ENV = "TINYBERT_TF_QUIETED_TF_LOG"
 OWN_PACKAGES = ("tinybert_tf", "trainers", "export")
-# Python loggers of dependencies that warn at start-up or per call.
-DEPENDENCY_LOGGERS = ("tensorflow", "absl", "h5py", "jax", "tensorflow_hub",
-                      "tensorflow_datasets", "matplotlib")
+# Python loggers of the dependencies (trainers.augment logs INFO and up).
+DEPENDENCY_LOGGERS = ("tensorflow", "absl", "keras", "keras_hub", "gensim",
+                      "smart_open", "tensorflow_datasets", "huggingface_hub",
+                      "urllib3", "filelock", "h5py", "matplotlib", "PIL")
+_state = {"quiet": False}  # set by `setup`; a library user's console is theirs
 
 
 def add_verbose_flag(parser):
@@ -67,6 +72,7 @@ def setup(verbose=False):
     verbose = is_verbose(verbose)
     sys.meta_path[:] = [finder for finder in sys.meta_path
                         if not isinstance(finder, _QuietTensorFlowImport)]
+    _state["quiet"] = not verbose
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
         if os.environ.pop(_SET_BY_US_ENV, None):
@@ -119,6 +125,18 @@ class _CapturedLoader(importlib.abc.Loader):
 
     def __getattr__(self, name):  # resource readers and the like
         return getattr(self.loader, name)
+
+
+@contextlib.contextmanager
+def native_output_captured():
+    """Around a call into a native library that logs on its own (file
+    descriptor 2): its lines are dropped after a quiet `setup` (written out
+    if the call fails), and left alone otherwise."""
+    if not _state["quiet"]:
+        yield
+        return
+    with _stderr_captured():
+        yield
 
 
 @contextlib.contextmanager
