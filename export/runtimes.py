@@ -41,8 +41,14 @@ class LiteRTClassifier:
     def __init__(self, model_content, num_threads=1):
         from ai_edge_litert.interpreter import Interpreter
 
+        from tinybert_tf import console
+
         self.interpreter = Interpreter(model_content=bytes(model_content),
                                        num_threads=num_threads)
+        # The first allocation applies the XNNPACK delegate, which LiteRT
+        # announces whatever the log level.
+        with console.native_output_captured():
+            self.interpreter.allocate_tensors()
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         details = self.runner.get_input_details()
         self.sequence_length = int(details[INPUT_NAMES[0]]["shape"][1])
@@ -92,7 +98,7 @@ def mediapipe_top_classes(model_path, texts):
 
     options = text.TextClassifierOptions(
         base_options=BaseOptions(model_asset_path=os.fspath(model_path)))
-    # MediaPipe's TFLite logs its XNNPACK delegate whatever the log level.
+    # MediaPipe's TFLite announces its XNNPACK delegate, whatever the level.
     with console.native_output_captured():
         classifier = text.TextClassifier.create_from_options(options)
     with classifier:

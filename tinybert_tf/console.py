@@ -15,8 +15,8 @@ it keeps from the console:
   imported, wherever that happens (an import hook; TensorFlow is not
   imported here), and is replayed if the import fails;
 - what native libraries that ignore that variable print where the code
-  that calls them says so (`native_output_captured`: MediaPipe's own
-  TFLite, "Created TensorFlow Lite XNNPACK delegate for CPU");
+  that calls them says so (`native_output_captured`: LiteRT's and
+  MediaPipe's "Created TensorFlow Lite XNNPACK delegate for CPU");
 - the Python warnings of the dependencies (the project's own stay on;
   `python -W` / `PYTHONWARNINGS` win) and their loggers below ERROR.
 
