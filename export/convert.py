@@ -14,11 +14,12 @@ converted bytes: what ships.
 Example:
 
 ```python
+from pathlib import Path
 from export import convert, signature
 saved = signature.export_saved_model(model, "saved_model", 128)
 content = convert.build_variant(saved, "dynamic_int8", None, vocabulary,
                                 ["business", "sport"])
-open(convert.model_file_name("dynamic_int8"), "wb").write(content)
+Path(convert.model_file_name("dynamic_int8")).write_bytes(content)
 ```
 """
 

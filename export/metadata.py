@@ -12,8 +12,9 @@ pure-Python port of its one function in `sys.modules` first.
 Example:
 
 ```python
+from pathlib import Path
 from export import metadata
-model = open("model.tflite", "rb").read()
+model = Path("model.tflite").read_bytes()
 with_metadata = metadata.add_text_classifier_metadata(
     model, vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"],
     label_names=["neg", "pos"])

@@ -10,9 +10,10 @@
 Example:
 
 ```python
+from pathlib import Path
 from export import runtimes
 path = "runs/bbc/tflite/model_dynamic_int8.tflite"
-runner = runtimes.LiteRTClassifier(open(path, "rb").read())
+runner = runtimes.LiteRTClassifier(Path(path).read_bytes())
 probabilities = runner.predict(tokenizer(["some text"]))  # [1, C]
 runtimes.mediapipe_top_classes(path, ["some text"])  # [top class index]
 runtimes.mediapipe_probabilities(path, ["some text"], 2)  # [1, C]
@@ -42,8 +43,14 @@ class LiteRTClassifier:
     def __init__(self, model_content, num_threads=1):
         from ai_edge_litert.interpreter import Interpreter
 
+        from tinybert_tf import console
+
         self.interpreter = Interpreter(model_content=bytes(model_content),
                                        num_threads=num_threads)
+        # The first allocation applies the XNNPACK delegate, which LiteRT
+        # announces whatever the log level.
+        with console.native_output_captured():
+            self.interpreter.allocate_tensors()
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         details = self.runner.get_input_details()
         self.sequence_length = int(details[INPUT_NAMES[0]]["shape"][1])
@@ -86,28 +93,33 @@ def keras_probabilities(model, inputs, batch_size=32):
 
 def mediapipe_top_classes(model_path, texts):
     """Top category index for each text with MediaPipe's TextClassifier."""
-    from mediapipe.tasks.python import text
-    from mediapipe.tasks.python.core.base_options import BaseOptions
-
-    options = text.TextClassifierOptions(
-        base_options=BaseOptions(model_asset_path=os.fspath(model_path)))
-    with text.TextClassifier.create_from_options(options) as classifier:
-        return [classifier.classify(t).classifications[0].categories[0].index
-                for t in texts]
+    return [max(scores, key=scores.get)
+            for scores in _mediapipe_scores(model_path, texts)]
 
 
 def mediapipe_probabilities(model_path, texts, num_labels):
     """Every category's score [N, C] for `texts` with MediaPipe's
     TextClassifier (the softmax probabilities of an exported classifier)."""
+    probabilities = np.zeros((len(texts), num_labels), np.float32)
+    for row, scores in enumerate(_mediapipe_scores(model_path, texts)):
+        for index, score in scores.items():
+            probabilities[row, index] = score
+    return probabilities
+
+
+def _mediapipe_scores(model_path, texts):
+    """{category index: score} of each text, MediaPipe's TextClassifier."""
     from mediapipe.tasks.python import text
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
+    from tinybert_tf import console
+
     options = text.TextClassifierOptions(
         base_options=BaseOptions(model_asset_path=os.fspath(model_path)))
-    scores = np.zeros((len(texts), num_labels), np.float32)
-    with text.TextClassifier.create_from_options(options) as classifier:
-        for row, item in enumerate(texts):
-            for category in classifier.classify(item).classifications[
-                    0].categories:
-                scores[row, category.index] = category.score
-    return scores
+    # MediaPipe's TFLite announces its XNNPACK delegate, whatever the level.
+    with console.native_output_captured():
+        classifier = text.TextClassifier.create_from_options(options)
+    with classifier:
+        return [{c.index: c.score
+                 for c in classifier.classify(t).classifications[0].categories}
+                for t in texts]

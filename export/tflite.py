@@ -23,6 +23,7 @@ from export.classifier import REPORT_FILE, ExportOptions, export_classifier
 from export.convert import VARIANTS
 from export.quantize import QATOptions
 from export.signature import DEFAULT_SEQUENCE_LENGTH
+from tinybert_tf import console
 
 
 def parse_args(argv=None):
@@ -80,6 +81,7 @@ def parse_args(argv=None):
                         help="eval texts classified by MediaPipe's "
                              "TextClassifier (the Android runtime) per "
                              "variant; -1: all, 0: none")
+    console.add_verbose_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -108,6 +110,7 @@ def options_from_args(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    console.setup(args.verbose)
     report = export_classifier(args.checkpoint, args.output,
                                options_from_args(args))
     print(f"Wrote {len(report['variants'])} models and {REPORT_FILE} to "

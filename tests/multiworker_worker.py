@@ -78,7 +78,8 @@ def main(index, ports, output_dir):
     if index == 0:
         np.savez(os.path.join(output_dir, "initial.npz"),
                  *distiller.get_weights())
-    history = distiller.fit(dataset(), epochs=1, verbose=0).history
+    history = distiller.fit(dataset(), epochs=1, shuffle=False,
+                            verbose=0).history
     evaluation = distiller.evaluate(dataset(), verbose=0, return_dict=True)
     np.savez(os.path.join(output_dir, f"student_{index}.npz"),
              *[np.asarray(v.numpy()) for v in distiller.student.weights])

@@ -382,6 +382,10 @@ def test_mlm_vocabulary_must_be_its_own(mlm, glove, vocab_file, tmp_path):
         del mlm.vocab_file
 
 
+# A failed no-header read of gensim 4.4.0 leaves its reopened file open (see
+# pytest.ini); the file is closed whenever the exception is collected, here.
+@pytest.mark.filterwarnings(
+    "ignore:unclosed file <_io.BufferedReader:ResourceWarning")
 def test_glove_files(glove, tmp_path):
     words = glove.index_to_key
     lines = [w + " " + " ".join(f"{x:.6f}" for x in glove[w]) for w in words]

@@ -48,7 +48,7 @@ class RecordStart(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.iterations = int(self.model.optimizer.iterations)
-        self.student = [np.array(v) for v in self.model.student.weights]
+        self.student = [v.numpy() for v in self.model.student.weights]
 
 
 def resumed_epochs(backup_dir):
@@ -76,13 +76,16 @@ def run(directory, seed, interrupt_after=None):
                                            append=True)]
     if interrupt_after:
         callbacks.append(InterruptAfter(interrupt_after))
-    distiller.fit(data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
-                  callbacks=callbacks, verbose=0)
+    try:
+        distiller.fit(data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                      callbacks=callbacks, shuffle=False, verbose=0)
+    finally:  # an interrupted fit leaves the CSV log open (a killed process)
+        callbacks[2].csv_file.close()
     return distiller, start
 
 
 def student_weights(distiller):
-    return [np.array(v) for v in distiller.student.weights]
+    return [v.numpy() for v in distiller.student.weights]
 
 
 def test_backup_and_restore_resumes_to_the_uninterrupted_result(tmp_path):
@@ -139,31 +142,40 @@ def test_terminate_on_nan_keeps_the_last_good_student(tmp_path):
     data = tf.data.Dataset.from_tensor_slices(
         examples(GLOBAL_BATCH * TOTAL_STEPS)).batch(GLOBAL_BATCH).repeat()
     history = distiller.fit(
-        data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, verbose=0,
+        data, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, shuffle=False,
+        verbose=0,
         callbacks=[PoisonTeacher(epoch=1), keras.callbacks.TerminateOnNaN(),
                    StudentCheckpoint(directory, VOCAB), snapshot]).history
 
     # Stopped after the first NaN step, in the second epoch.
     assert int(distiller.optimizer.iterations) == STEPS_PER_EPOCH + 1
     assert len(history["loss"]) == 2 and np.isnan(history["loss"][1])
-    assert np.isnan(np.array(distiller.student.weights[0])).any()
+    assert np.isnan(distiller.student.weights[0].numpy()).any()
 
     # The checkpoint is the student after the first (good) epoch.
     saved = checkpoint.load_backbone(directory)
     for a, b in zip(saved.weights, snapshot.weights[0]):
-        np.testing.assert_array_equal(np.array(a), b)
+        np.testing.assert_array_equal(a.numpy(), b)
     with open(os.path.join(directory, "config.json")) as f:
         assert json.load(f)["tinybert"]["step"] == STEPS_PER_EPOCH
     assert checkpoint.read(directory).weights.keys() >= {
         "fit_dense.weight", "fit_dense.bias"}
 
 
+def _contents(directory):
+    """{file name: bytes} of the files in `directory`."""
+    out = {}
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
 def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     distiller = tiny_distiller()
     directory = str(tmp_path / "student")
     checkpoint.save(distiller.student, directory, VOCAB)
-    before = {name: open(os.path.join(directory, name), "rb").read()
-              for name in os.listdir(directory)}
+    before = _contents(directory)
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt  # killed halfway through writing
@@ -172,8 +184,7 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     distiller.student.weights[0].assign(np.zeros(distiller.student.weights[0].shape))
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(distiller.student, directory, VOCAB, overwrite=True)
-    after = {name: open(os.path.join(directory, name), "rb").read()
-             for name in os.listdir(directory)}
+    after = _contents(directory)
     assert after == before
     assert os.listdir(tmp_path) == ["student"]  # no staging directory left
 
@@ -184,7 +195,7 @@ def test_csv_logger_and_tensorboard_write_every_loss(tmp_path):
     data = tf.data.Dataset.from_tensor_slices(
         examples(GLOBAL_BATCH * STEPS_PER_EPOCH)).batch(GLOBAL_BATCH)
     csv_path, log_dir = str(tmp_path / "log.csv"), str(tmp_path / "tensorboard")
-    history = distiller.fit(data, epochs=2, verbose=0, callbacks=[
+    history = distiller.fit(data, epochs=2, shuffle=False, verbose=0, callbacks=[
         keras.callbacks.CSVLogger(csv_path),
         keras.callbacks.TensorBoard(log_dir, update_freq=1)]).history
 

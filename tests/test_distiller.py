@@ -311,7 +311,8 @@ def test_fit_logs_equal_numpy_losses_per_component_and_layer():
                                   *projection_params(distiller))
     distiller.compile(keras.optimizers.SGD(0.0))
     data = tf.data.Dataset.from_tensor_slices(inputs).batch(4)
-    history = distiller.fit(data, validation_data=data, verbose=0).history
+    history = distiller.fit(data, validation_data=data, shuffle=False,
+                            verbose=0).history
     assert sorted(history) == sorted(list(expected) + [f"val_{n}" for n in expected])
     for name, value in expected.items():
         assert history[name][0] == pytest.approx(value, rel=1e-5), name
@@ -320,21 +321,21 @@ def test_fit_logs_equal_numpy_losses_per_component_and_layer():
 
 def test_fit_trains_student_and_projections_never_teacher():
     distiller = Distiller(*backbones())
-    teacher_before = [np.array(w) for w in distiller.teacher.weights]
-    student_before = {v.path: np.array(v) for v in distiller.student.weights}
-    projection_before = np.array(distiller.projections[0].kernel)
+    teacher_before = [w.numpy() for w in distiller.teacher.weights]
+    student_before = {v.path: v.numpy() for v in distiller.student.weights}
+    projection_before = distiller.projections[0].kernel.numpy()
     distiller.compile(keras.optimizers.Adam(1e-2), run_eagerly=True)
-    distiller.fit(dataset(), epochs=1, verbose=0)
+    distiller.fit(dataset(), epochs=1, shuffle=False, verbose=0)
     for before, after in zip(teacher_before, distiller.teacher.weights):
-        np.testing.assert_array_equal(before, np.array(after))
+        np.testing.assert_array_equal(before, after.numpy())
     assert not distiller.teacher.trainable_weights
     trained = {v.path for v in distiller.train_variables}
     for variable in distiller.student.weights:
-        moved = not np.array_equal(student_before[variable.path], np.array(variable))
+        moved = not np.array_equal(student_before[variable.path], variable.numpy())
         # The pooler gets no gradient from the intermediate losses.
         assert moved == (variable.path in trained), variable.path
     assert not np.array_equal(projection_before,
-                              np.array(distiller.projections[0].kernel))
+                              distiller.projections[0].kernel.numpy())
 
 
 def test_global_clipnorm_sees_the_dense_embedding_gradient():
@@ -351,12 +352,13 @@ def test_global_clipnorm_sees_the_dense_embedding_gradient():
     norm = np.sqrt(sum(float(tf.reduce_sum(g ** 2)) for g in gradients))
     learning_rate, clip = 0.1, 1e-3
     assert norm > clip
-    before = [np.array(v) for v in variables]
+    before = [v.numpy() for v in variables]
     distiller.compile(keras.optimizers.SGD(learning_rate, global_clipnorm=clip),
                       run_eagerly=True)
-    distiller.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(4), verbose=0)
+    distiller.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(4),
+                  shuffle=False, verbose=0)
     for b, v, g in zip(before, variables, gradients):
-        np.testing.assert_allclose(np.array(v), b - learning_rate * clip / norm
+        np.testing.assert_allclose(v.numpy(), b - learning_rate * clip / norm
                                    * g.numpy(), atol=1e-8, rtol=1e-5)
 
 
@@ -374,13 +376,13 @@ def test_fit_with_keras_callbacks(tmp_path):
                                       patience=5),
     ]
     distiller.fit(dataset(), validation_data=dataset(4), epochs=2,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, shuffle=False, verbose=0)
     assert len(batch_keys) == 4
     assert {"attention_loss_1", "hidden_loss_2", "loss"} <= set(batch_keys[0])
     restored = Distiller(*backbones(seed=1))
     restored.load_weights(weights_file)
     for a, b in zip(distiller.student.weights, restored.student.weights):
-        np.testing.assert_array_equal(np.array(a), np.array(b))
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_adamw_decays_kernels_but_not_biases_or_layer_norms():
@@ -390,14 +392,14 @@ def test_adamw_decays_kernels_but_not_biases_or_layer_norms():
     variables = [dense.kernel, dense.bias, norm.gamma, norm.beta]
     for v in variables[1:]:
         v.assign(np.full(v.shape, 0.5, "float32"))
-    before = [np.array(v) for v in variables]
+    before = [v.numpy() for v in variables]
     optimizer = make_optimizer(0.1, weight_decay=0.5)
     # Zero gradients: Adam's update is 0, only weight decay moves anything.
     optimizer.apply([tf.zeros_like(v) for v in variables], variables)
-    np.testing.assert_allclose(np.array(dense.kernel), before[0] * (1 - 0.1 * 0.5),
+    np.testing.assert_allclose(dense.kernel.numpy(), before[0] * (1 - 0.1 * 0.5),
                                rtol=1e-6)
     for b, v in zip(before[1:], variables[1:]):
-        np.testing.assert_array_equal(np.array(v), b)
+        np.testing.assert_array_equal(v.numpy(), b)
     assert optimizer.global_clipnorm == 1.0
 
 
@@ -417,7 +419,7 @@ def test_user_snippet_end_to_end(tmp_path):
     total_steps = 4
     schedule = WarmupLinearDecay(1e-3, total_steps=total_steps, warmup_steps=1)
     distiller.compile(optimizer=make_optimizer(schedule))
-    distiller.fit(dataset(8, batch=4), epochs=2, verbose=0)
+    distiller.fit(dataset(8, batch=4), epochs=2, shuffle=False, verbose=0)
     assert int(distiller.optimizer.iterations) == total_steps
     assert float(distiller.optimizer.learning_rate) == 0.0  # decayed to 0
 
@@ -426,17 +428,17 @@ def test_user_snippet_end_to_end(tmp_path):
                     extra_weights=distiller.projection_weights())
     reloaded = checkpoint.load_backbone(str(directory))
     for a, b in zip(student.weights, reloaded.weights):
-        np.testing.assert_array_equal(np.array(a), np.array(b))
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     inputs = make_inputs()
     np.testing.assert_allclose(reloaded(inputs)["sequence_output"],
                                student(inputs)["sequence_output"], atol=1e-6)
 
     again = Distiller(BertBackbone(TEACHER), reloaded)
     assert again.load_projections(checkpoint.read(str(directory)))
-    np.testing.assert_array_equal(np.array(again.projections[0].kernel),
-                                  np.array(distiller.projections[0].kernel))
-    np.testing.assert_array_equal(np.array(again.projections[0].bias),
-                                  np.array(distiller.projections[0].bias))
+    np.testing.assert_array_equal(again.projections[0].kernel.numpy(),
+                                  distiller.projections[0].kernel.numpy())
+    np.testing.assert_array_equal(again.projections[0].bias.numpy(),
+                                  distiller.projections[0].bias.numpy())
     # Per-layer projections are not found in a shared-projection checkpoint.
     per_layer = Distiller(BertBackbone(TEACHER), reloaded, projection="per_layer")
     assert not per_layer.load_projections(checkpoint.read(str(directory)))
@@ -468,7 +470,8 @@ def test_mixed_bfloat16_losses_are_float32_and_close(restore_policy):
         assert float(value) == pytest.approx(expected[name], rel=5e-2), name
 
     distiller.compile(keras.optimizers.Adam(1e-3), run_eagerly=True)
-    history = distiller.fit(dataset(), epochs=2, verbose=0).history
+    history = distiller.fit(dataset(), epochs=2, shuffle=False,
+                            verbose=0).history
     assert all(np.isfinite(v).all() for v in history.values())
     assert history["loss"][-1] < history["loss"][0]
 
@@ -478,14 +481,15 @@ def test_mixed_float16_uses_loss_scaling(restore_policy):
     distiller = Distiller(*backbones())
     distiller.compile(keras.optimizers.SGD(1e-2), run_eagerly=True)
     assert isinstance(distiller.optimizer, keras.optimizers.LossScaleOptimizer)
-    before = [np.array(v) for v in distiller.student.trainable_weights]
-    history = distiller.fit(dataset(), epochs=1, verbose=0).history
+    before = [v.numpy() for v in distiller.student.trainable_weights]
+    history = distiller.fit(dataset(), epochs=1, shuffle=False,
+                            verbose=0).history
     assert np.isfinite(history["loss"]).all()
-    assert all(np.isfinite(np.array(v)).all()
+    assert all(np.isfinite(v.numpy()).all()
                for v in distiller.student.trainable_weights)
     # Steps whose scaled gradients overflow are skipped, not applied.
     assert int(distiller.optimizer.iterations) <= 2
-    moved = any(not np.array_equal(b, np.array(v)) for b, v in
+    moved = any(not np.array_equal(b, v.numpy()) for b, v in
                 zip(before, distiller.student.trainable_weights))
     assert moved == (int(distiller.optimizer.iterations) > 0)
 

@@ -80,7 +80,8 @@ def _one_step(distiller, make_optimizer, run_eagerly=False):
     distiller.compile(make_optimizer(), jit_compile=False,
                       run_eagerly=run_eagerly)
     before = [np.array(v.numpy()) for v in distiller.train_variables]
-    loss = distiller.fit(dataset(GLOBAL_BATCH), verbose=0).history["loss"][0]
+    loss = distiller.fit(dataset(GLOBAL_BATCH), shuffle=False,
+                         verbose=0).history["loss"][0]
     after = [np.array(v.numpy()) for v in distiller.train_variables]
     return float(loss), before, after
 
@@ -202,7 +203,7 @@ def test_keras_still_calls_the_symbolic_build_hook(monkeypatch):
     monkeypatch.setattr(BuiltBeforeFit, "_maybe_symbolic_build", counted)
     distiller = tiny_distiller()
     distiller.compile("sgd")
-    distiller.fit(dataset(GLOBAL_BATCH), verbose=0)
+    distiller.fit(dataset(GLOBAL_BATCH), shuffle=False, verbose=0)
     assert calls
 
 
@@ -244,10 +245,11 @@ def test_multiworker_workers_end_identical_and_equal_single_device(tmp_path):
     logs = [tmp_path / f"worker_{i}.txt" for i in range(2)]
     workers = []
     for index, log in enumerate(logs):
-        workers.append(subprocess.Popen(
-            [sys.executable, WORKER, str(index), ",".join(map(str, ports)),
-             str(tmp_path)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-            env=_environment(), cwd=ROOT))
+        with open(log, "w") as out:  # the worker writes to its own copy
+            workers.append(subprocess.Popen(
+                [sys.executable, WORKER, str(index), ",".join(map(str, ports)),
+                 str(tmp_path)], stdout=out, stderr=subprocess.STDOUT,
+                env=_environment(), cwd=ROOT))
     try:
         codes = [worker.wait(timeout=TIMEOUT_S) for worker in workers]
     except subprocess.TimeoutExpired:
@@ -272,7 +274,7 @@ def test_multiworker_workers_end_identical_and_equal_single_device(tmp_path):
     reference = setup.tiny_distiller()
     reference.set_weights([initial[f"arr_{i}"] for i in range(len(initial.files))])
     reference.compile(setup.optimizer(), run_eagerly=True)
-    history = reference.fit(setup.dataset(), verbose=0).history
+    history = reference.fit(setup.dataset(), shuffle=False, verbose=0).history
     assert worker_logs[0]["steps"] == setup.STEPS
     assert worker_logs[0]["fit_loss"] == pytest.approx(history["loss"][-1],
                                                        rel=1e-4)

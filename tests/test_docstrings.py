@@ -38,18 +38,20 @@ def _modules():
     return sorted(found)
 
 
-def _module_doc(module):
+def _source(module):
     path = os.path.join(ROOT, *module.split(".")) + ".py"
     if not os.path.exists(path):
         path = os.path.join(ROOT, *module.split("."), "__init__.py")
     with open(path, encoding="utf-8") as f:
-        return ast.get_docstring(ast.parse(f.read())) or ""
+        return f.read()
+
+
+def _module_doc(module):
+    return ast.get_docstring(ast.parse(_source(module))) or ""
 
 
 MODULES = _modules()
-WITH_DOCTESTS = [m for m in MODULES if ">>>" in open(
-    os.path.join(ROOT, *m.split(".")) + (".py" if os.path.exists(
-        os.path.join(ROOT, *m.split(".")) + ".py") else "/__init__.py")).read()]
+WITH_DOCTESTS = [m for m in MODULES if ">>>" in _source(m)]
 WITH_BLOCKS = [m for m in MODULES if "```python" in _module_doc(m)]
 
 

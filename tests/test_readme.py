@@ -4,8 +4,13 @@ import re
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def _python_blocks():
-    return re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    return re.findall(r"```python\n(.*?)```", _read(README), re.S)
 
 
 def test_readme_python_blocks_run(capsys):
@@ -25,11 +30,11 @@ def test_readme_python_blocks_run(capsys):
 
 
 def test_readme_has_two_setup_commands():
-    text = open(README).read()
+    text = _read(README)
     setup = text.split("## Set-up on a fresh machine")[1].split("```bash\n")[1]
     commands = [l for l in setup.split("```")[0].splitlines() if l.strip()]
     assert [c.split()[0:2] for c in commands] == [["make", "demo"], ["make", "test"]]
-    ci = open(os.path.join(os.path.dirname(README), ".ci", "run")).read()
+    ci = _read(os.path.join(os.path.dirname(README), ".ci", "run"))
     assert "make test" in ci
 
 

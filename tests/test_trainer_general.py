@@ -1,11 +1,15 @@
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from tinybert_tf import checkpoint
 from tests.tiny import save_tiny_backbone, tiny_config, tiny_corpus
 from trainers import general
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +151,23 @@ def test_resumes_from_its_backup_and_still_stops_at_the_total(
     assert report["steps"] == 5
     assert checkpoint.read(str(out / "student")).extras["step"] == 5
     assert not (out / "backup").exists()
+
+
+def test_into_a_log_file_one_line_per_epoch_and_nothing_else(setup):
+    # What `python -m trainers.general ... > log 2>&1` (or CI) shows: Keras's
+    # epochs as plain lines, no carriage returns or colours, and nothing
+    # from TensorFlow's start-up on stderr (its default log level).
+    root, teacher, student, corpus = setup
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "TINYBERT_TF_VERBOSE", "CI")}
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers.general",
+         *_argv(root, teacher, student, corpus, root / "piped")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    assert "\r" not in done.stdout and "\x1b[" not in done.stdout
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("Epoch ")] == [
+        "Epoch 1/2", "Epoch 2/2"]
+    assert len([line for line in lines if line.startswith("2/2 - ")]) == 2

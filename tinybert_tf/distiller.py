@@ -33,6 +33,7 @@ import tensorflow as tf
 from keras import ops
 
 from tinybert_tf.backbone import dummy_inputs
+from tinybert_tf.choices import REGRESSION_TARGETS
 from tinybert_tf.distribute import (BuiltBeforeFit, clip_gradients,
                                     is_multi_worker)
 from tinybert_tf.layer_mapping import LayerMapping
@@ -41,7 +42,6 @@ from tinybert_tf.losses import (AttentionLoss, EmbeddingLoss, HiddenStateLoss,
 
 STAGES = ("intermediate", "prediction", "all")
 PROJECTIONS = ("shared", "per_layer")
-REGRESSION_TARGETS = ("teacher", "labels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,8 +331,8 @@ class Distiller(BuiltBeforeFit, keras.Model):
         tensors = {}
         for i, dense in enumerate(self.projections):
             name = "fit_dense" if self.projection == "shared" else f"fit_denses.{i}"
-            tensors[f"{name}.weight"] = ops.convert_to_numpy(dense.kernel).T
-            tensors[f"{name}.bias"] = ops.convert_to_numpy(dense.bias)
+            tensors[f"{name}.weight"] = dense.kernel.numpy().T
+            tensors[f"{name}.bias"] = dense.bias.numpy()
         return tensors
 
     def load_projections(self, checkpoint):

@@ -17,9 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
-DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-CLIP_MODES = ("global", "per_tensor")
+from tinybert_tf.choices import DISTRIBUTION_STRATEGIES, PRECISIONS
 
 
 def make_strategy(name="default", tpu=None):

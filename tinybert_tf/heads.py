@@ -20,10 +20,8 @@ import keras
 from keras import ops
 
 from tinybert_tf.backbone import BertBackbone, dummy_inputs
+from tinybert_tf.choices import CLASSIFIER_HEADS, POOLINGS
 from tinybert_tf.layers import FakeQuantPoints, get_activation
-
-CLASSIFIER_HEADS = ("linear", "tanh_relu")
-POOLINGS = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")

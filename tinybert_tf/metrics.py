@@ -28,9 +28,7 @@ primary_metric(("f1", "accuracy"))  # 'f1'
 import numpy as np
 import scipy.stats
 
-CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
-REGRESSION_METRICS = ("pearson", "spearman", "corr")
-METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+from tinybert_tf.choices import METRICS
 
 
 def _class_ids(predictions, labels):

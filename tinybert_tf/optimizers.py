@@ -20,8 +20,8 @@ Example:
 import keras
 from keras import ops
 
-OPTIMIZERS = ("adamw", "bertadam")
-CLIP_MODES = ("global", "per_tensor")
+from tinybert_tf.choices import CLIP_MODES, OPTIMIZERS
+
 NO_DECAY = ["bias", "gamma", "beta"]
 
 

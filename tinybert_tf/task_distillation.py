@@ -42,8 +42,6 @@ import dataclasses
 import math
 import os
 
-from tinybert_tf.distillation_options import DistillationOptions
-
 # Hyperparameters of each recipe (of `TaskDistillationConfig` and of the
 # trainers.task command line).
 # "paper": the values of the paper / official code (REFERENCE.md §1).
@@ -210,7 +208,8 @@ class TaskDistillation:
             same number of attention heads).
         inputs: `TaskInputs` of the task.
         config: `TaskDistillationConfig`.
-        options: `DistillationOptions` (mapping, projection, losses).
+        options: `DistillationOptions` (mapping, projection, losses;
+            default: its defaults).
         log_dir: where each training writes STAGE.csv, its losses every 5
             steps (None: no logs).
         say: called with a line of progress (None: silent, and Keras quiet).
@@ -220,7 +219,11 @@ class TaskDistillation:
     """
 
     def __init__(self, teacher, student, inputs, config=TaskDistillationConfig(),
-                 options=DistillationOptions(), log_dir=None, say=None):
+                 options=None, log_dir=None, say=None):
+        if options is None:
+            # Here, not at import: the module's RECIPES serve `--help`.
+            from tinybert_tf.distillation_options import DistillationOptions
+            options = DistillationOptions()
         self.teacher, self.student, self.inputs = teacher, student, inputs
         self.config, self.options, self.log_dir = config, options, log_dir
         self.say = say or (lambda *a: None)

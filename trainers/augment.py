@@ -28,6 +28,8 @@ import os
 import re
 import sys
 
+from tinybert_tf import console
+
 DEFAULT_SENTENCES = 200
 DEFAULT_OUTPUT_DIR = os.path.join("outputs", "augment")
 
@@ -38,7 +40,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 def parse_args(argv=None):
-    from tinybert_tf.augment.config import DTYPES, MLM_INPUTS
+    from tinybert_tf.choices import DTYPES, MLM_INPUTS
     p = argparse.ArgumentParser(
         prog="python -m trainers.augment",
         description="TinyBERT data augmentation (masked-LM and GloVe word "
@@ -90,6 +92,7 @@ def parse_args(argv=None):
     run.add_argument("--threads", type=int, default=None,
                      help="TensorFlow intra-op threads (default: all cores)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    console.add_verbose_flag(run)
     args = p.parse_args(argv)
     if args.n is not None and args.n < 1:
         p.error(f"--n must be >= 1, got {args.n}")
@@ -217,6 +220,7 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    console.setup(args.verbose)
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.threads:

@@ -5,16 +5,20 @@
   library options; `fill_from_recipe`: unset flags from a recipe.
 - `guard_output`: refuse, before any work, to replace a finished run.
 - `Stopwatch`: wall time per named stage.
-- `run_main`: the `main()` of a CLI: `error: ...` and exit status 2 on the
-  errors a user can fix.
+- `run_main`: the `main()` of a CLI: the console set up
+  (`tinybert_tf.console`: quiet unless --verbose), then `error: ...` and
+  exit status 2 on the errors a user can fix.
 
-TensorFlow is imported only by the functions that need the library.
+TensorFlow is imported only by the functions that need the library: the
+flags' choices come from `tinybert_tf.choices`, so `--help` answers at once.
 """
 
 import argparse
 import os
 import sys
 import time
+
+from tinybert_tf import console
 
 # The student of both distillations by default (tinybert_tf.config.PRESETS).
 STUDENT_DEFAULT = "tinybert-3l-192d"
@@ -60,7 +64,7 @@ def add_distillation_flags(parser, prediction=False):
 def add_optimization_flags(parser):
     """--optimizer, --clip-mode (defaults from the recipe), --weight-decay,
     --clip-norm."""
-    from tinybert_tf.optimizers import CLIP_MODES, OPTIMIZERS
+    from tinybert_tf.choices import CLIP_MODES, OPTIMIZERS
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="adamw (fast) or the official bertadam (Adam "
                              "without bias correction; paper)")
@@ -82,14 +86,16 @@ def fill_from_recipe(args, recipe):
 
 
 def add_run_flags(parser, output_dir, overwrite_help):
-    """--output-dir, --overwrite, --seed, --precision, --strategy."""
-    from tinybert_tf.distribute import DISTRIBUTION_STRATEGIES, PRECISIONS
+    """--output-dir, --overwrite, --seed, --precision, --strategy,
+    --verbose."""
+    from tinybert_tf.choices import DISTRIBUTION_STRATEGIES, PRECISIONS
     parser.add_argument("--output-dir", default=output_dir)
     parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="float32", choices=PRECISIONS)
     parser.add_argument("--strategy", default="default",
                         choices=DISTRIBUTION_STRATEGIES)
+    console.add_verbose_flag(parser)
     return parser
 
 
@@ -154,9 +160,11 @@ class Stopwatch:
 
 
 def run_main(parse_args, run, argv=None):
-    """`run(parse_args(argv))`; a user error prints `error: ...` and gives
-    exit status 2 (argparse's own errors exit with 2 as well)."""
+    """`run(parse_args(argv))` with the console set up (quiet unless
+    `args.verbose` or TINYBERT_TF_VERBOSE); a user error prints `error: ...`
+    and gives exit status 2 (argparse's own errors exit with 2 as well)."""
     args = parse_args(argv)
+    console.setup(getattr(args, "verbose", False))
     try:
         return run(args)
     except BrokenPipeError:

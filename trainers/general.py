@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 
-from tinybert_tf import files
+from tinybert_tf import console, files
 from trainers import common
 
 # Defaults of the flags left unset. "paper": the paper's set-up and every
@@ -176,21 +176,26 @@ def run(args):
     logs = os.path.join(args.output_dir, "logs")
     student_dir = os.path.join(args.output_dir, "student")
     extras = {"stage": "general", "teacher": str(teacher_source)}
+    csv_log = keras.callbacks.CSVLogger(
+        os.path.join(logs, "training_log.csv"), append=True)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         StopAtStep(total_steps),
         StudentCheckpoint(student_dir, tokenizer.vocabulary, extras, enabled=chief),
         keras.callbacks.BackupAndRestore(backup_dir),
-        keras.callbacks.CSVLogger(os.path.join(logs, "training_log.csv"),
-                                  append=True),
+        csv_log,
         StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
         keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
                                     update_freq=max(1, chunk // 10)),
     ]
     fit_started = time.time()
-    history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,
-                            callbacks=callbacks, shuffle=False,
-                            verbose=2 if os.environ.get("CI") else 1)
+    try:
+        history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,
+                                callbacks=callbacks, shuffle=False,
+                                verbose=console.fit_verbose())
+    finally:  # Keras leaves the CSV log open when fit is interrupted
+        if getattr(csv_log, "csv_file", None) is not None:
+            csv_log.csv_file.close()
     fit_seconds = time.time() - fit_started
     final = {k: float(v[-1]) for k, v in history.history.items()}
     if not all(math.isfinite(v) for v in final.values()):

@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 
+from tinybert_tf import console
+
 STAGES = ("general", "task", "export", "report")
 RESULT_FILES = {"general": "general/report.json", "task": "task/report.json",
                 "export": "export/export_report.json", "report": "report.md"}
@@ -76,6 +78,7 @@ def parse_args(argv=None):
         p.add_argument(f"--{stage}-args", default="", metavar="FLAGS",
                        help=f"extra flags for the {stage} stage's command, "
                             "after the pipeline's own (a later flag wins)")
+    console.add_verbose_flag(p)
     args = p.parse_args(argv)
     if args.output_dir is None:
         args.output_dir = "outputs/demo-quick" if args.quick else "outputs/demo"
@@ -155,8 +158,6 @@ def run(args):
     redo = stages_to_redo(args.redo)
     retrain_teacher = bool({"teacher", "all"} & set(args.redo))
     os.makedirs(out, exist_ok=True)
-    # TF's start-up INFO lines (oneDNN, ...) would bury the progress bars.
-    env = {"TF_CPP_MIN_LOG_LEVEL": "1", **os.environ}
     timings = {}
     for number, stage in enumerate(STAGES, 1):
         result = os.path.join(out, RESULT_FILES[stage])
@@ -171,7 +172,7 @@ def run(args):
                                                    retrain_teacher, extra)
         print(f"{header}: {' '.join(command[1:])}", flush=True)
         started = time.time()
-        code = subprocess.call(command, env=env)
+        code = subprocess.call(command)
         timings[stage] = time.time() - started
         if stage == "export" and code == 1 and os.path.exists(result):
             # export.tflite wrote every file but flags a variant that lost
@@ -192,7 +193,10 @@ def run(args):
 
 
 def main(argv=None):
-    return run(parse_args(argv))
+    args = parse_args(argv)
+    # The stages inherit the setting (the environment).
+    console.setup(args.verbose)
+    return run(args)
 
 
 if __name__ == "__main__":

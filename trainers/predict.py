@@ -16,6 +16,7 @@ JSON object per line. The work is done by `export.predictor` and
 import argparse
 import sys
 
+from tinybert_tf import console
 from trainers import common
 
 
@@ -58,6 +59,7 @@ def parse_args(argv=None):
                              "probabilities")
     parser.add_argument("--batch-size", type=_positive, default=64,
                         help="texts classified (and printed) at a time")
+    console.add_verbose_flag(parser)
     return parser.parse_args(argv)
 
 

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from tinybert_tf import console
 from tinybert_tf.assets import display_name
 
 ATTENTION_TOKENS = 24
@@ -355,7 +356,9 @@ def main(argv=None):
                                 description=__doc__.split("\n")[0])
     p.add_argument("--output-dir", required=True,
                    help="the directory of a trainers.pipeline run")
+    console.add_verbose_flag(p)
     args = p.parse_args(argv)
+    console.setup(args.verbose)
     try:
         write_report(args.output_dir)
     except FileNotFoundError as error:

@@ -42,9 +42,8 @@ from trainers import common
 
 
 def parse_args(argv=None):
-    from tinybert_tf.distiller import REGRESSION_TARGETS
-    from tinybert_tf.heads import CLASSIFIER_HEADS, POOLINGS
-    from tinybert_tf.metrics import METRICS
+    from tinybert_tf.choices import (CLASSIFIER_HEADS, METRICS, POOLINGS,
+                                     REGRESSION_TARGETS)
     from tinybert_tf.students import LABEL_MAPPINGS
     from tinybert_tf.task_distillation import QUICK, RECIPES
     p = argparse.ArgumentParser(
@@ -243,7 +242,7 @@ def choose_teacher(args, paths):
 
 
 def check_select_metric(task, name):
-    from tinybert_tf.metrics import REGRESSION_METRICS
+    from tinybert_tf.choices import REGRESSION_METRICS
     if (name in REGRESSION_METRICS) != task.is_regression:
         kind = "a regression" if task.is_regression else "a classification"
         raise ValueError(f"--select-metric {name}: task {task.name!r} is "

@@ -29,6 +29,7 @@ Example:
 import logging
 import os
 import random
+import sys
 import time
 from typing import NamedTuple
 
@@ -36,6 +37,7 @@ import numpy as np
 from gensim.models import KeyedVectors
 from tqdm.auto import tqdm
 
+from tinybert_tf import console
 from tinybert_tf.augment import cache as cache_lib
 from tinybert_tf.augment.config import AugmentConfig
 from tinybert_tf.augment.glove import GloveNeighbours, load_glove
@@ -213,8 +215,11 @@ class Augmenter:
         out_a, out_b, source_index = [], None if text_b is None else [], []
         counts = {}
         size = self.config.examples_per_chunk
+        # No bar in a log file (carriage returns): the run's summary line
+        # says what was done.
         with tqdm(total=len(text_a), desc="augmenting", unit="example",
-                  disable=not self.config.progress) as bar:
+                  disable=not (self.config.progress
+                               and console.interactive(sys.stderr))) as bar:
             # Chunks bound the memory of the candidate tables; within one,
             # the masked words of all its sentences are batched together.
             for start in range(0, len(text_a), size):

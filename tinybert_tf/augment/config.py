@@ -10,6 +10,8 @@ Example:
 
 import dataclasses
 
+from tinybert_tf.choices import DTYPES, MLM_INPUTS
+
 # The official stop-word list (TinyBERT/data_augmentation.py): NLTK's English
 # list without the eight wh-words, plus "'s" and "'re"; 173 entries. Only
 # [a-z]+ words are ever tested against it, so the apostrophe entries never
@@ -32,9 +34,6 @@ wasn't weren weren't won won't wouldn wouldn't 's 're
 # N_a per GLUE task in the official script (its default is 30).
 TASK_NUM_SAMPLES = {"cola": 30, "mnli": 10, "mrpc": 30, "sst2": 20,
                     "stsb": 30, "qqp": 10, "qnli": 20, "rte": 30}
-
-MLM_INPUTS = ("pair", "masked")
-DTYPES = ("float32", "bfloat16")
 
 # Fields that only change speed or display, never the augmented text; they
 # are left out of the disk-cache key.
@@ -83,7 +82,8 @@ class AugmentConfig:
         examples_per_chunk: examples whose candidates are searched together
             (bounds memory; counts of distinct sentences are per chunk).
         length_multiple: masked-LM inputs are padded to a multiple of this.
-        progress: show tqdm progress bars.
+        progress: show tqdm progress bars (on a terminal; never in a log
+            file).
     """
 
     replace_prob: float = 0.4

@@ -31,11 +31,14 @@ Example:
 """
 
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
 from keras import ops
 from tqdm.auto import tqdm
+
+from tinybert_tf import console
 
 
 def build_row(piece_ids, position, cls, sep, mask, mode="pair",
@@ -114,7 +117,8 @@ class MaskedLMCandidates:
         lengths = [self.row_length(len(pieces)) for pieces, _ in requests]
         out = np.zeros((len(requests), self.top_k), np.int32)
         with tqdm(total=len(requests), unit="word", desc="masked LM",
-                  disable=not progress, leave=False) as bar:
+                  disable=not (progress and console.interactive(sys.stderr)),
+                  leave=False) as bar:
             for batch in self.batches(lengths):
                 rows = [build_row(*requests[i], self.cls, self.sep, self.mask,
                                   self.mode, self.max_length) for i in batch]
