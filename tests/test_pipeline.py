@@ -88,6 +88,9 @@ def test_pipeline_runs_every_stage_and_writes_the_report(tiny_run):
     for number, stage in enumerate(pipeline.STAGES, 1):
         assert f"[{number}/4] {stage}: " in log
     assert "Pipeline done" in log
+    # It ends with the predict command and one prediction of the student.
+    tried = log.split("Try it: python -m trainers.predict --model ")[1]
+    assert tried.splitlines()[1].split()[0] in TOPICS
     task = json.loads((out / "task" / "report.json").read_text())
     assert task["augmentation"]["augmented_examples"] > 40
     export = json.loads((out / "export" / "export_report.json").read_text())

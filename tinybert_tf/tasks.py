@@ -33,6 +33,7 @@ import pathlib
 import numpy as np
 
 from tinybert_tf import metrics as metrics_lib
+from tinybert_tf.choices import REGRESSION_METRICS
 
 
 @dataclasses.dataclass
@@ -102,6 +103,16 @@ class TaskData:
 
     def __post_init__(self):
         self.select_metric = self.select_metric or self.metrics[0]
+
+    def select_on(self, name):
+        """Selects the best checkpoint on metric `name` (one of the task's
+        kind: classification or regression); returns the task."""
+        if (name in REGRESSION_METRICS) != self.is_regression:
+            kind = "a regression" if self.is_regression else "a classification"
+            raise ValueError(f"--select-metric {name}: task {self.name!r} is "
+                             f"{kind} task.")
+        self.select_metric = name
+        return self
 
     @property
     def reported_metrics(self):

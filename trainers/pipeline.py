@@ -189,7 +189,19 @@ def run(args):
     total = sum(timings.values())
     print(f"Pipeline done in {total / 60:.1f} min "
           f"({', '.join(f'{k} {v / 60:.1f}' for k, v in timings.items())}).")
+    try_it(out)
     return 0
+
+
+def try_it(out):
+    """Shows the predict command on the exported file, and runs it on the
+    start of a BBC News test article."""
+    from tinybert_tf.tasks import load_bbc_news
+    model = os.path.join(out, "export", "model_dynamic_int8.tflite")
+    words = load_bbc_news().test.text_a[0].split()[:12]
+    command = ["-m", "trainers.predict", "--model", model, " ".join(words)]
+    print(f"Try it: python {shlex.join(command)}", flush=True)
+    return subprocess.call([sys.executable] + command)
 
 
 def main(argv=None):

@@ -241,15 +241,6 @@ def choose_teacher(args, paths):
     return args.teacher, "fine-tuned"
 
 
-def check_select_metric(task, name):
-    from tinybert_tf.choices import REGRESSION_METRICS
-    if (name in REGRESSION_METRICS) != task.is_regression:
-        kind = "a regression" if task.is_regression else "a classification"
-        raise ValueError(f"--select-metric {name}: task {task.name!r} is "
-                         f"{kind} task.")
-    return name
-
-
 def augment_options(args):
     from tinybert_tf.task_distillation import AugmentOptions
     return AugmentOptions(
@@ -278,7 +269,7 @@ def run(args):
         task = load_task_data(TaskDataOptions.from_mapping(vars(args)))
     length = args.sequence_length or td.default_sequence_length(task, args.recipe)
     if args.select_metric:
-        task.select_metric = check_select_metric(task, args.select_metric)
+        task.select_on(args.select_metric)
     primary = task.select_metric
     show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
          f"{'no' if task.test is None else len(task.test)} test examples; "
