@@ -27,9 +27,15 @@ def test_paper_recipe_turns_every_official_behaviour_on():
     fast = task_cli.parse_args([])
     assert (fast.optimizer, fast.clip_mode, fast.teacher_dropout,
             fast.drop_remainder) == ("adamw", "global", False, False)
-    # The official bugs stay fixed in the paper recipe, one flag away.
+    # The official bugs stay fixed in the paper recipe, one flag away; the
+    # "official" recipe is the paper's with them, to compare with that code.
     assert (paper.regression_target, paper.label_mapping) == ("teacher",
                                                               "names")
+    official = task_cli.parse_args(["--recipe", "official"])
+    assert (official.regression_target, official.label_mapping) == ("labels",
+                                                                    "index")
+    assert {k: getattr(official, k) for k in OFFICIAL} == OFFICIAL
+    assert (fast.regression_target, fast.label_mapping) == ("teacher", "names")
     # An explicit flag wins over the recipe.
     mixed = task_cli.parse_args(["--recipe", "paper", "--optimizer", "adamw",
                                  "--no-teacher-dropout"])

@@ -70,6 +70,12 @@ RECIPES = {
         optimizer="bertadam", clip_mode="per_tensor", teacher_dropout=True,
         drop_remainder=True),
 }
+# The bugs are the official code's only (the paper's method learns the
+# teacher's logits): "official" is "paper" with them, to compare against it.
+RECIPES["fast"].update(regression_target="teacher", label_mapping="names")
+RECIPES["paper"].update(regression_target="teacher", label_mapping="names")
+RECIPES["official"] = dict(RECIPES["paper"], regression_target="labels",
+                           label_mapping="index")
 # A few minutes on a CPU (subsets, short sequences, few epochs).
 QUICK = dict(sequence_length=64, max_train_examples=320, teacher_epochs=2,
              teacher_lr=2e-4, intermediate_epochs=3, prediction_epochs=2,

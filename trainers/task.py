@@ -91,7 +91,7 @@ def parse_args(argv=None):
                              "(default: the offline MiniLM)")
     models.add_argument("--fine-tuned-teacher", default=None,
                         help="an already fine-tuned teacher checkpoint to use")
-    models.add_argument("--label-mapping", default="names",
+    models.add_argument("--label-mapping", default=None,
                         choices=LABEL_MAPPINGS,
                         help="match a fine-tuned teacher's classes to the "
                              "task's by name (refusing other names), or take "
@@ -116,7 +116,11 @@ def parse_args(argv=None):
                              "head is always [CLS]")
 
     train = p.add_argument_group("training (defaults from --recipe)")
-    train.add_argument("--recipe", default="fast", choices=sorted(RECIPES))
+    train.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+                       help="fast: CPU-sized; paper: the paper's settings "
+                            "and the official code's behaviours, its bugs "
+                            "fixed; official: paper with those bugs "
+                            "(docs/fidelity.md)")
     train.add_argument("--quick", action="store_true",
                        help="a few-minute run: " + ", ".join(
                            f"{k}={v}" for k, v in QUICK.items()))
@@ -158,7 +162,7 @@ def parse_args(argv=None):
     distillation = common.add_distillation_flags(
         p.add_argument_group("distillation"), prediction=True)
     distillation.add_argument(
-        "--regression-target", default="teacher", choices=REGRESSION_TARGETS,
+        "--regression-target", default=None, choices=REGRESSION_TARGETS,
         help="what a regression student's prediction layer learns: the "
              "teacher's outputs (the paper), or the gold labels (the official"
              " code's bug, issue #128)")
