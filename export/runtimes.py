@@ -27,6 +27,7 @@ import numpy as np
 
 from export.signature import INPUT_NAMES, OUTPUT_NAME, SIGNATURE
 from export.signature import to_tflite_inputs
+from tinybert_tf.predict import softmax
 
 
 class LiteRTClassifier:
@@ -85,10 +86,8 @@ class LiteRTClassifier:
 
 def keras_probabilities(model, inputs, batch_size=32):
     """Softmax of a Keras classifier's logits, [N, C] float32."""
-    logits = model.predict(dict(inputs), batch_size=batch_size, verbose=0)
-    logits = np.asarray(logits, np.float64)
-    exp = np.exp(logits - logits.max(-1, keepdims=True))
-    return (exp / exp.sum(-1, keepdims=True)).astype(np.float32)
+    return softmax(model.predict(dict(inputs), batch_size=batch_size,
+                                 verbose=0))
 
 
 def mediapipe_top_classes(model_path, texts):
