@@ -24,6 +24,11 @@ Nothing else changes: no device is hidden (a GPU is used as before) and
 numerics are untouched (oneDNN stays on). The setting is kept in the
 environment, so subprocesses (trainers.pipeline's stages) inherit it.
 
+`run_main(parse_args, run)` is the `main()` of every command line: the
+console set up, then one `error: ...` line and exit status 2 for a mistake
+the user can fix (a bad flag, input, file or environment), exit status 130
+on Ctrl-C, and for anything else the traceback, said to be a bug of ours.
+
 `interactive()` says whether a stream is a terminal: progress bars are
 drawn there, and become one line per epoch or stage in a log file or CI
 (`fit_verbose()`, the `verbose` of Keras `fit`).
@@ -36,6 +41,7 @@ import logging
 import os
 import sys
 import tempfile
+import traceback
 import warnings
 
 VERBOSE_ENV = "TINYBERT_TF_VERBOSE"
@@ -47,6 +53,11 @@ OWN_PACKAGES = ("tinybert_tf", "trainers", "export")
 DEPENDENCY_LOGGERS = ("tensorflow", "absl", "keras", "keras_hub", "gensim",
                       "smart_open", "tensorflow_datasets", "huggingface_hub",
                       "urllib3", "filelock", "h5py", "matplotlib", "PIL")
+# What a user can fix: our own checks raise these with a message naming
+# the input; so do the file system and a missing optional package.
+USER_ERRORS = (ValueError, OSError, ImportError)
+BUG_REPORT = ("This is a bug in tinybert_tf, not a mistake of yours; please "
+              "report it with the traceback above.")
 _state = {"quiet": False}  # set by `setup`; a library user's console is theirs
 
 
@@ -187,3 +198,28 @@ def fit_verbose():
     epoch (2) elsewhere (Keras's own bar writes carriage returns and colour
     codes into files too)."""
     return 1 if interactive() else 2
+
+
+def run_main(parse_args, run, argv=None):
+    """`run(parse_args(argv))` with the console set up (quiet unless
+    `args.verbose` or TINYBERT_TF_VERBOSE); returns the exit status."""
+    args = parse_args(argv)
+    setup(getattr(args, "verbose", False))
+    try:
+        return run(args)
+    except BrokenPipeError:
+        # The reader of our output (`| head`) has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if is_verbose(getattr(args, "verbose", False)):
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - shown in full, as a bug
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return 1

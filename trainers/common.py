@@ -5,9 +5,6 @@
   library options; `fill_from_recipe`: unset flags from a recipe.
 - `guard_output`: refuse, before any work, to replace a finished run.
 - `Stopwatch`: wall time per named stage.
-- `run_main`: the `main()` of a CLI: the console set up
-  (`tinybert_tf.console`: quiet unless --verbose), then `error: ...` and
-  exit status 2 on the errors a user can fix.
 
 TensorFlow is imported only by the functions that need the library: the
 flags' choices come from `tinybert_tf.choices`, so `--help` answers at once.
@@ -15,15 +12,12 @@ flags' choices come from `tinybert_tf.choices`, so `--help` answers at once.
 
 import argparse
 import os
-import sys
 import time
 
 from tinybert_tf import console
 
 # The student of both distillations by default (tinybert_tf.config.PRESETS).
 STUDENT_DEFAULT = "tinybert-3l-192d"
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError,
-               ImportError)
 
 
 # ------------------------------------------------------------------ flags
@@ -157,20 +151,3 @@ class Stopwatch:
 
     def report(self):
         return {**self.seconds, "total": round(self.elapsed(), 2)}
-
-
-def run_main(parse_args, run, argv=None):
-    """`run(parse_args(argv))` with the console set up (quiet unless
-    `args.verbose` or TINYBERT_TF_VERBOSE); a user error prints `error: ...`
-    and gives exit status 2 (argparse's own errors exit with 2 as well)."""
-    args = parse_args(argv)
-    console.setup(getattr(args, "verbose", False))
-    try:
-        return run(args)
-    except BrokenPipeError:
-        # The reader of our output (`| head`) has what it wanted.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

@@ -245,7 +245,7 @@ def _resumed_epoch(backup_dir):
 
 
 def main(argv=None):
-    return common.run_main(parse_args, run, argv)
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

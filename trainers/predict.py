@@ -17,7 +17,6 @@ import argparse
 import sys
 
 from tinybert_tf import console
-from trainers import common
 
 
 def _positive(value):
@@ -80,7 +79,7 @@ def run(args):
 
 
 def main(argv=None):
-    return common.run_main(parse_args, run, argv)
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

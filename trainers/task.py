@@ -37,7 +37,7 @@ import argparse
 import os
 import sys
 
-from tinybert_tf import files
+from tinybert_tf import console, files
 from trainers import common
 
 
@@ -391,7 +391,7 @@ def _summary(scores, primary):
 
 
 def main(argv=None):
-    return common.run_main(parse_args, run, argv)
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":
