@@ -6,15 +6,27 @@ all finite, so a NaN never overwrites the last good checkpoint.
 
 `StepLog` appends the training logs to a CSV file every few steps (Keras's
 `CSVLogger` writes once per epoch): the loss curves of the demo report.
+
+`NonFiniteGuard` stops a training at the first NaN/Inf loss with a message
+naming the stage and the step (Keras's `TerminateOnNaN` stops silently).
+
+`FaultInjection` is a testing aid: with TINYBERT_TF_FAULT=STAGE:STEP:KIND
+in the environment, the training of STAGE is SIGKILLed (KIND `kill`) or
+its weights made NaN (`nan`) once its optimizer reaches STEP; the fault
+tests of docs/reliability.md use it to stop a real run at a known step.
 """
 
 import csv
 import math
 import os
+import signal
 
 import keras
+import numpy as np
 
-from tinybert_tf import checkpoint
+from tinybert_tf import checkpoint, console
+
+FAULT_ENV = "TINYBERT_TF_FAULT"
 
 
 class StudentCheckpoint(keras.callbacks.Callback):
@@ -96,3 +108,63 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) >= self.total_steps:
             self.model.stop_training = True
+
+
+class NonFiniteLoss(console.RunStopped):
+    pass
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raises `NonFiniteLoss` at the first step whose logged losses are not
+    all finite, naming `stage`, the step and the losses."""
+
+    def __init__(self, stage):
+        super().__init__()
+        self.stage = stage
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items()
+               if not math.isfinite(float(v))}
+        if bad:
+            step = int(self.model.optimizer.iterations.numpy())
+            raise NonFiniteLoss(
+                f"{self.stage}: non-finite loss at step {step} ("
+                + ", ".join(f"{k} {v}" for k, v in bad.items()) + "); the "
+                "stage was stopped and what it saved before is kept. Lower "
+                "the learning rate, or use float32 if you trained in mixed "
+                "precision.")
+
+
+class FaultInjection(keras.callbacks.Callback):
+    """A fault at `step` of a training: `kind` "kill" (SIGKILL, as a lost
+    machine) or "nan" (the first trainable weight set to NaN)."""
+
+    def __init__(self, step, kind):
+        super().__init__()
+        if kind not in ("kill", "nan"):
+            raise ValueError(f"{FAULT_ENV}: unknown fault {kind!r} (kill, nan).")
+        self.step, self.kind = int(step), kind
+
+    @classmethod
+    def from_environment(cls, stage):
+        """[FaultInjection] if $TINYBERT_TF_FAULT names `stage`, else []."""
+        spec = os.environ.get(FAULT_ENV, "")
+        if not spec:
+            return []
+        name, step, kind = spec.split(":")
+        return [cls(step, kind)] if name == stage else []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) < self.step:
+            return
+        if self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        variable = self.model.trainable_variables[0]
+        variable.assign(np.full(variable.shape, np.nan, variable.dtype))
+        self.step = float("inf")  # once
+
+
+def guarded(stage):
+    """The callbacks every training of `stage` runs with: the non-finite
+    guard, and the fault of $TINYBERT_TF_FAULT if it names `stage`."""
+    return [NonFiniteGuard(stage), *FaultInjection.from_environment(stage)]

@@ -27,7 +27,8 @@ environment, so subprocesses (trainers.pipeline's stages) inherit it.
 `run_main(parse_args, run)` is the `main()` of every command line: the
 console set up, then one `error: ...` line and exit status 2 for a mistake
 the user can fix (a bad flag, input, file or environment), exit status 130
-on Ctrl-C, and for anything else the traceback, said to be a bug of ours.
+on Ctrl-C, exit status 1 and its message for a `RunStopped` (a diverged
+loss), and for anything else the traceback, said to be a bug of ours.
 
 `interactive()` says whether a stream is a terminal: progress bars are
 drawn there, and become one line per epoch or stage in a log file or CI
@@ -58,6 +59,13 @@ DEPENDENCY_LOGGERS = ("tensorflow", "absl", "keras", "keras_hub", "gensim",
 USER_ERRORS = (ValueError, OSError, ImportError)
 BUG_REPORT = ("This is a bug in tinybert_tf, not a mistake of yours; please "
               "report it with the traceback above.")
+
+
+class RunStopped(Exception):
+    """A run stopped for a reason its message states (a non-finite loss):
+    exit status 1, no traceback."""
+
+
 _state = {"quiet": False}  # set by `setup`; a library user's console is theirs
 
 
@@ -214,6 +222,9 @@ def run_main(parse_args, run, argv=None):
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except RunStopped as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except USER_ERRORS as error:
         if is_verbose(getattr(args, "verbose", False)):
             traceback.print_exc()

@@ -38,6 +38,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tinybert_tf import files
+
 CACHE_VERSION = 1
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -230,6 +232,7 @@ def build_cache(sources, tokenizer, cache_dir=None, doc_format="auto",
 
     os.makedirs(root, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".building-", dir=root)
+    files.follow_umask(staging, directory=True)
     rng = random.Random(seed)
     stats = {"documents": 0, "sequences": 0, "tokens": 0, "shards": 0}
     writer = None

@@ -1,6 +1,10 @@
-"""Writing outputs all or nothing: a folder or a file is written under a
-temporary name next to its destination and renamed into place, so an
-interrupted run never leaves a half-written checkpoint, export or report.
+"""Writing outputs all or nothing, and one run per output folder.
+
+A folder or a file is written under a temporary name next to its
+destination and renamed into place, so an interrupted run never leaves a
+half-written checkpoint, export or report; what is written gets the
+permissions of the user's umask (temporary names are created private).
+`OutputLock` makes an output folder belong to one run at a time.
 
 Example:
 >>> import os, tempfile
@@ -20,7 +24,24 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import time
+
+LOCK_FILE = ".lock"
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path, directory=False):
+    """Gives `path` the mode a plain `open`/`mkdir` would have (tempfile
+    creates 0600 files and 0700 folders)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def refuse_existing(path, overwrite):
@@ -38,6 +59,7 @@ def staged_directory(output_dir, prefix=".staging-"):
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    follow_umask(staging, directory=True)
     try:
         yield staging
         _move_into_place(staging, output_dir)
@@ -57,16 +79,119 @@ def _move_into_place(staging, output_dir):
         os.replace(staging, output_dir)
 
 
-def write_json(path, values):
-    """Writes `values` as JSON next to `path`, then renames it into place."""
+@contextlib.contextmanager
+def staged_file(path, mode="w", **open_args):
+    """An open file under a temporary name next to `path`, renamed to `path`
+    when the block succeeds and removed when it fails."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=".staging-", dir=directory)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            json.dump(values, f, indent=2)
+        with os.fdopen(handle, mode, **open_args) as f:
+            yield f
+        follow_umask(staging)
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):
             os.remove(staging)
         raise
+
+
+def write_json(path, values):
+    """Writes `values` as JSON next to `path`, then renames it into place."""
+    with staged_file(path, encoding="utf-8") as f:
+        json.dump(values, f, indent=2)
+
+
+class OutputLock:
+    """Holds `directory` for one run: DIRECTORY/.lock names its pid and host.
+
+    A second run on the same folder is refused at once (`FileExistsError`)
+    while the owner lives; the lock of a process that died (same host, no
+    such pid) is taken over with a message. Released when the block ends,
+    however it ends; a SIGKILLed owner leaves a stale lock, taken over by
+    the next run.
+
+    Example:
+    >>> import tempfile
+    >>> from tinybert_tf.files import OutputLock
+    >>> folder = tempfile.mkdtemp()
+    >>> with OutputLock(folder):
+    ...     try:
+    ...         OutputLock(folder).acquire()
+    ...     except FileExistsError as error:
+    ...         print("refused")
+    refused
+    """
+
+    def __init__(self, directory, say=None):
+        self.directory = os.fspath(directory)
+        self.path = os.path.join(self.directory, LOCK_FILE)
+        self.say = say or (lambda line: print(line, file=sys.stderr))
+        self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def acquire(self):
+        os.makedirs(self.directory, exist_ok=True)
+        for _ in range(3):
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                                 0o666)
+            except FileExistsError:
+                self._take_over_if_stale()
+                continue
+            with os.fdopen(handle, "w") as f:
+                json.dump({**self.owner, "since": time.strftime(
+                    "%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}, f)
+            return self
+        raise FileExistsError(f"Could not lock {self.directory} ({self.path}).")
+
+    def _take_over_if_stale(self):
+        holder = _read_lock(self.path)
+        if holder is None:  # unreadable or half-written: a crashed owner
+            self.say(f"Taking over the unreadable lock {self.path}.")
+        elif holder.get("host") != self.owner["host"]:
+            raise FileExistsError(
+                f"{self.directory} is in use by process {holder.get('pid')} "
+                f"on host {holder.get('host')} (since {holder.get('since')});"
+                f" if that run is over, delete {self.path}.")
+        elif _alive(holder.get("pid")):
+            raise FileExistsError(
+                f"{self.directory} is in use by another run: process "
+                f"{holder['pid']} (since {holder.get('since')}: "
+                f"{holder.get('command', '?')}). Wait for it to finish, stop "
+                "it, or choose another output folder.")
+        else:
+            self.say(f"Taking over the lock of process {holder['pid']}, "
+                     f"which is no longer running ({self.path}).")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+
+    def release(self):
+        holder = _read_lock(self.path)
+        if holder and (holder.get("pid"), holder.get("host")) == (
+                self.owner["pid"], self.owner["host"]):
+            os.remove(self.path)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_lock(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return pid is not None  # someone else's live process
+    return True

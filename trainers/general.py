@@ -14,7 +14,6 @@ report.json, logs/ (CSV + TensorBoard), backup/ while running (resume state).
 """
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -95,36 +94,57 @@ def check_counts(args):
         raise ValueError(f"--batch-size {args.batch_size}: must be >= 1.")
 
 
-def prepare_output(args):
-    """Refuses to replace a finished run without --overwrite; with it,
-    removes that run's outputs (a backup of an unfinished run is kept)."""
-    if common.guard_output(args.output_dir, ("report.json",), args.overwrite,
-                           "the finished run"):
-        for name in ("student", "report.json", "logs", "backup"):
+# Flags that do not change what a run computes: a resumed run may differ.
+RUN_ONLY_FLAGS = ("output_dir", "overwrite", "verbose", "strategy", "tpu",
+                  "jit_compile", "cache_dir")
+OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
+           "run.json")
+
+
+def prepare_output(args, chief=True):
+    """Refuses to replace a finished run without --overwrite, or to resume
+    an unfinished one with other flags; with --overwrite, removes what a
+    run writes there (finished or not, its backup included)."""
+    from tinybert_tf.resume import RunRecord
+    common.guard_output(args.output_dir, ("report.json",), args.overwrite,
+                        "the finished run")
+    if args.overwrite and chief:
+        for name in OUTPUTS:
             path = os.path.join(args.output_dir, name)
             if os.path.isdir(path):
                 shutil.rmtree(path)
             elif os.path.exists(path):
                 os.remove(path)
+    config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY_FLAGS}
+    RunRecord(args.output_dir, config).check(write=chief)
     os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
 
 
 def run(args):
+    from tinybert_tf.distribute import is_chief
+    check_counts(args)
+    if not is_chief():  # the chief owns the folder; workers only read it
+        return distil(args, chief=False)
+    with files.OutputLock(args.output_dir):
+        return distil(args, chief=True)
+
+
+def distil(args, chief):
     import keras
 
     from tinybert_tf import assets, checkpoint, students
-    from tinybert_tf.callbacks import StepLog, StopAtStep, StudentCheckpoint
+    from tinybert_tf.callbacks import (StepLog, StopAtStep, StudentCheckpoint,
+                                       guarded)
     from tinybert_tf.corpus import build_cache, cache_info, make_dataset
-    from tinybert_tf.distribute import is_chief, make_strategy, set_precision
+    from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.optimizers import make_optimizer
+    from tinybert_tf.resume import TrainingBackup
     from tinybert_tf.schedules import WarmupLinearDecay
 
-    check_counts(args)
-    prepare_output(args)
+    prepare_output(args, chief)
     keras.utils.set_random_seed(args.seed)
     set_precision(args.precision)
     strategy = make_strategy(args.strategy, args.tpu)
-    chief = is_chief()
     started = time.time()
 
     teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
@@ -168,10 +188,12 @@ def run(args):
           f"end ({chunks} in all), {strategy.num_replicas_in_sync} "
           f"replica(s), {args.precision}.")
 
-    backup_dir = os.path.join(args.output_dir, "backup")
-    resumed_steps = _resumed_epoch(backup_dir) * chunk
+    backup = TrainingBackup(os.path.join(args.output_dir, "backup"), chief)
+    with strategy.scope():
+        resumed_epochs = backup.restore(distiller)
+    resumed_steps = resumed_epochs * chunk
     if resumed_steps:
-        print(f"Resuming from {backup_dir} after step {resumed_steps}.")
+        print(f"Resumed from {backup.directory} after step {resumed_steps}.")
     dataset = make_dataset(cache, args.batch_size, seed=args.seed, repeat=True)
     dataset = dataset.skip(resumed_steps)
     logs = os.path.join(args.output_dir, "logs")
@@ -180,18 +202,21 @@ def run(args):
     csv_log = keras.callbacks.CSVLogger(
         os.path.join(logs, "training_log.csv"), append=True)
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        *guarded("general distillation"),
         StopAtStep(total_steps),
         StudentCheckpoint(student_dir, tokenizer.vocabulary, extras, enabled=chief),
-        keras.callbacks.BackupAndRestore(backup_dir),
-        csv_log,
-        StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
-        keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
-                                    update_freq=max(1, chunk // 10)),
+        backup,
     ]
+    if chief:
+        callbacks += [
+            csv_log,
+            StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
+            keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
+                                        update_freq=max(1, chunk // 10))]
     fit_started = time.time()
     try:
         history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,
+                                initial_epoch=resumed_epochs,
                                 callbacks=callbacks, shuffle=False,
                                 verbose=console.fit_verbose())
     finally:  # Keras leaves the CSV log open when fit is interrupted
@@ -199,10 +224,6 @@ def run(args):
             csv_log.csv_file.close()
     fit_seconds = time.time() - fit_started
     final = {k: float(v[-1]) for k, v in history.history.items()}
-    if not all(math.isfinite(v) for v in final.values()):
-        print(f"Training stopped on a non-finite loss; the last good student "
-              f"is in {student_dir}.", file=sys.stderr)
-        return 1
     steps = int(distiller.optimizer.iterations.numpy())
     report = {
         "stage": "general",
@@ -229,19 +250,12 @@ def run(args):
     }
     if chief:
         files.write_json(os.path.join(args.output_dir, "report.json"), report)
+        backup.finished()
         print(f"Student saved to {student_dir}; report "
               f"{os.path.join(args.output_dir, 'report.json')}")
         print("Final losses: " + ", ".join(
             f"{k} {v:.4f}" for k, v in final.items() if not k[-1].isdigit()))
     return 0
-
-
-def _resumed_epoch(backup_dir):
-    metadata = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(metadata):
-        return 0
-    with open(metadata) as f:
-        return int(json.load(f).get("epoch", 0))
 
 
 def main(argv=None):

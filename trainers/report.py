@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from tinybert_tf import console
+from tinybert_tf import console, files
 from tinybert_tf.assets import display_name
 
 ATTENTION_TOKENS = 24
@@ -174,7 +174,7 @@ def plot_losses(logs, path):
             ax.legend(fontsize=8)
     axes[0].set_ylabel("loss (running mean within each epoch)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path, 110)
     plt.close(fig)
 
 
@@ -200,7 +200,7 @@ def plot_attention(teacher_maps, student_maps, teacher_layers, tokens, path):
     fig.suptitle("Attention probabilities on a real test example "
                  "(rows: queries, columns: keys)", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path, 100)
     plt.close(fig)
 
 
@@ -224,7 +224,7 @@ def plot_variants(rows, metric, path):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9)
     fig.tight_layout(rect=(0, 0.17, 1, 1))
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path, 110)
     plt.close(fig)
 
 
@@ -343,12 +343,18 @@ def write_report(root):
         "![attention](plots/attention.png)", "",
         "## Accuracy, size and latency", "", "![variants](plots/variants.png)",
         ""]
-    with open(os.path.join(root, "report.md"), "w", encoding="utf-8") as f:
+    with files.staged_file(os.path.join(root, "report.md"),
+                           encoding="utf-8") as f:
         f.write("\n".join(lines))
-    with open(os.path.join(root, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump({"metric": metric, "rows": rows}, f, indent=2)
+    files.write_json(os.path.join(root, "summary.json"),
+                     {"metric": metric, "rows": rows})
     print(table_markdown(rows, metric))
     return rows
+
+
+def _save_figure(fig, path, dpi):
+    with files.staged_file(path, "wb") as f:
+        fig.savefig(f, dpi=dpi, format="png")
 
 
 def main(argv=None):
