@@ -109,8 +109,9 @@ class OutputLock:
     A second run on the same folder is refused at once (`FileExistsError`)
     while the owner lives; the lock of a process that died (same host, no
     such pid) is taken over with a message. Released when the block ends,
-    however it ends; a SIGKILLed owner leaves a stale lock, taken over by
-    the next run.
+    however it ends (a folder the lock created is removed if the run left
+    it empty); a SIGKILLed owner leaves a stale lock, taken over by the
+    next run.
 
     Example:
     >>> import tempfile
@@ -131,6 +132,7 @@ class OutputLock:
         self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
 
     def acquire(self):
+        self.created = not os.path.exists(self.directory)
         os.makedirs(self.directory, exist_ok=True)
         for _ in range(3):
             try:
@@ -171,6 +173,8 @@ class OutputLock:
         if holder and (holder.get("pid"), holder.get("host")) == (
                 self.owner["pid"], self.owner["host"]):
             os.remove(self.path)
+            if self.created and not os.listdir(self.directory):
+                os.rmdir(self.directory)  # a run that wrote nothing
 
     def __enter__(self):
         return self.acquire()

@@ -63,6 +63,9 @@ class RunRecord:
         return {k: (recorded.get(k), self.config.get(k)) for k in keys
                 if recorded.get(k) != self.config.get(k)}
 
+    def write(self):
+        files.write_json(self.path, self.config)
+
     def check(self, write=True):
         """Raises ValueError if an unfinished run with another configuration
         owns the folder; else records this one (with `write`)."""
@@ -77,7 +80,7 @@ class RunRecord:
                   "--overwrite to start afresh, or choose another output "
                   "folder.")
         if write:
-            files.write_json(self.path, self.config)
+            self.write()
 
 
 def reseed(models, seed):

@@ -39,8 +39,10 @@ Example (tiny random models; see README.md for a longer one):
 """
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 
 # Hyperparameters of each recipe (of `TaskDistillationConfig` and of the
 # trainers.task command line).
@@ -175,13 +177,14 @@ class TaskInputs:
             self.splits["test"] = task.test
         self.eval = {name: self.make(split)
                      for name, split in self.splits.items()}
-        self.train = self.make(task.train, shuffle=True)
+        self.train = task.train
         self.dev = training.DevSet(self.eval["dev"], task.dev.labels,
                                    self.metric_names, self.select_metric)
 
     def make(self, split, shuffle=False):
-        """A pipeline of `split`: shuffled train batches, or unshuffled
-        evaluation batches twice as large."""
+        """A new pipeline of `split`: shuffled train batches, or unshuffled
+        evaluation batches twice as large. Each training makes its own, so
+        its batches do not depend on the trainings before it."""
         batch = self.batch_size if shuffle else 2 * self.batch_size
         return self.training.make_dataset(
             split, self.tokenizer, batch, shuffle=shuffle, seed=self.seed,
@@ -196,6 +199,19 @@ class TaskInputs:
     def best_on_dev(self, model, every_steps, verbose, name):
         return self.training.BestOnDev(model, self.dev, every_steps,
                                        verbose=verbose, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedBest:
+    """What a report needs of a step-2 `BestOnDev`."""
+
+    best_step: int
+    best_metrics: dict
+    history: list
+
+    @classmethod
+    def of(cls, best):
+        return cls(best.best_step, best.best_metrics, best.history)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,19 +235,33 @@ class TaskDistillation:
         log_dir: where each training writes STAGE.csv, its losses every 5
             steps (None: no logs).
         say: called with a line of progress (None: silent, and Keras quiet).
+        stage_dir: where each finished step saves its result (None: not
+            saved). A step whose result is there is not trained again but
+            loaded: a run interrupted in a step repeats only that step.
+        write: whether to save there (False on a worker that is not the
+            chief; it still loads).
+
+    Each training's training data is a `Split` (default: the task's train
+    split). Every step starts from a known random state (its dropout seeds
+    and Keras's seed set from the inputs' seed and the step), so a step
+    repeated after an interruption gives the same student.
 
     The step-1 `Distiller` is built here, so a pair that cannot be distilled
     fails before any training.
     """
 
+    STEPS = ("teacher", "intermediate", "prediction", "baseline")
+
     def __init__(self, teacher, student, inputs, config=TaskDistillationConfig(),
-                 options=None, log_dir=None, say=None):
+                 options=None, log_dir=None, say=None, stage_dir=None,
+                 write=True):
         if options is None:
             # Here, not at import: the module's RECIPES serve `--help`.
             from tinybert_tf.distillation_options import DistillationOptions
             options = DistillationOptions()
         self.teacher, self.student, self.inputs = teacher, student, inputs
         self.config, self.options, self.log_dir = config, options, log_dir
+        self.stage_dir, self.write = stage_dir, write
         self.say = say or (lambda *a: None)
         self.verbose = say is not None
         self.initial_weights = student.get_weights()
@@ -247,16 +277,58 @@ class TaskDistillation:
                                                   config.intermediate_stage)
 
     def callbacks(self, stage):
-        """A new LOG_DIR/STAGE.csv of the stage's losses every 5 steps."""
-        if self.log_dir is None:
-            return []
-        from tinybert_tf.callbacks import StepLog
+        """The non-finite guard (`callbacks.guarded`) and, with a log_dir
+        and `write`, a new LOG_DIR/STAGE.csv of the losses every 5 steps."""
+        from tinybert_tf.callbacks import StepLog, guarded
+        found = guarded(stage)
+        if self.log_dir is None or not self.write:
+            return found
         path = os.path.join(self.log_dir, f"{stage}.csv")
         if os.path.exists(path):
             os.remove(path)
-        return [StepLog(path, every=5)]
+        return [*found, StepLog(path, every=5)]
 
-    def _fine_tune(self, model, data, epochs, learning_rate, name):
+    def _begin(self, step, *models):
+        from tinybert_tf.resume import reseed
+        reseed([self.teacher, self.student, *models],
+               self.inputs.seed + self.STEPS.index(step))
+
+    def _saved(self, step):
+        """The saved result of `step`, or None."""
+        from tinybert_tf import checkpoint
+        if self.stage_dir is None:
+            return None
+        path = os.path.join(self.stage_dir, step)
+        if os.path.isfile(path + ".json"):
+            with open(path + ".json", encoding="utf-8") as f:
+                return json.load(f)
+        if os.path.isdir(path):
+            saved = checkpoint.read(path)
+            checkpoint.assign(self.student, saved)
+            self.say(f"{step}: its result is loaded from {path} (an "
+                     "interrupted run).")
+            return saved
+        return None
+
+    def _save(self, step, extras, projections=None, model=True):
+        from tinybert_tf import checkpoint, files
+        if self.stage_dir is None or not self.write:
+            return
+        path = os.path.join(self.stage_dir, step)
+        if model:
+            checkpoint.save(self.student, path, self.inputs.tokenizer.vocabulary,
+                            extra_weights=projections, extras=extras,
+                            overwrite=True)
+        else:
+            files.write_json(path + ".json", extras)
+
+    def finished(self):
+        """Removes the saved step results (the run is complete)."""
+        if self.stage_dir is not None and self.write:
+            shutil.rmtree(self.stage_dir, ignore_errors=True)
+
+    def _fine_tune(self, model, split, epochs, learning_rate, name):
+        data = self.inputs.make(split, shuffle=True)
         return self.inputs.training.fine_tune(
             model, data, self.inputs.dev,
             self.config.train_options(epochs, learning_rate),
@@ -270,6 +342,7 @@ class TaskDistillation:
         self.say(f"Fine-tuning the teacher ({self.teacher.count_params():,} "
                  f"parameters) for {c.teacher_epochs} epochs, lr "
                  f"{c.teacher_lr}.")
+        self._begin("teacher")
         frozen = self.teacher.trainable  # a Distiller froze it
         self.teacher.trainable = True
         try:
@@ -279,7 +352,7 @@ class TaskDistillation:
             self.teacher.trainable = frozen
 
     def intermediate_step(self, data=None, projections_from=None):
-        """Step 1 on `data` (default: the task's train pipeline).
+        """Step 1 on `data` (a `Split`; default: the task's train split).
 
         `projections_from`, a student `Checkpoint`, gives projections to
         start from. Returns (projection tensors to save with the student,
@@ -289,6 +362,12 @@ class TaskDistillation:
         if self.intermediate is None:
             raise ValueError("intermediate_epochs is 0: step 1 is skipped.")
         distiller = self.intermediate
+        saved = self._saved("intermediate")
+        if saved is not None:
+            distiller.load_projections(saved)
+            return (distiller.projection_weights(), saved.extras["losses"],
+                    saved.extras["projections_reused"])
+        self._begin("intermediate")
         reused = (projections_from is not None
                   and distiller.load_projections(projections_from))
         self.say(distiller.describe())
@@ -296,17 +375,30 @@ class TaskDistillation:
                  f"epochs, constant lr {c.intermediate_lr}"
                  f"{', projections reused' if reused else ''}.")
         history = self.inputs.training.distill(
-            distiller, self.inputs.train if data is None else data,
+            distiller, self._pipeline(data),
             c.train_options(c.intermediate_epochs, c.intermediate_lr,
                             warmup=0.0, decay=False),
             callbacks=self.callbacks("intermediate"), verbose=self.verbose)
-        return (distiller.projection_weights(),
-                {k: float(v[-1]) for k, v in history.history.items()}, reused)
+        losses = {k: float(v[-1]) for k, v in history.history.items()}
+        projections = distiller.projection_weights()
+        self._save("intermediate", {"losses": losses,
+                                    "projections_reused": bool(reused)},
+                   projections)
+        return projections, losses, reused
+
+    def _pipeline(self, data):
+        return self.inputs.make(self.inputs.train if data is None else data,
+                                shuffle=True)
 
     def prediction_step(self, data=None):
-        """Step 2 on `data` (default: the task's train pipeline); the student
-        ends with its best weights on dev. Returns the `BestOnDev`."""
+        """Step 2 on `data` (a `Split`; default: the task's train split);
+        the student ends with its best weights on dev. Returns the
+        `BestOnDev` (or a `SavedBest` when its result was saved)."""
         c = self.config
+        saved = self._saved("prediction")
+        if saved is not None:
+            return SavedBest(**saved.extras["best"])
+        self._begin("prediction")
         distiller = self.options.distiller(self.teacher, self.student,
                                            "prediction")
         every = (f"every {c.eval_every} steps" if c.eval_every
@@ -316,10 +408,11 @@ class TaskDistillation:
         best = self.inputs.best_on_dev(self.student, c.eval_every,
                                        self.verbose, "student dev")
         self.inputs.training.distill(
-            distiller, self.inputs.train if data is None else data,
+            distiller, self._pipeline(data),
             c.train_options(c.prediction_epochs, c.prediction_lr),
             callbacks=[best, *self.callbacks("prediction")],
             verbose=self.verbose)
+        self._save("prediction", {"best": dataclasses.asdict(SavedBest.of(best))})
         return best
 
     def baseline(self, data=None, data_name="original"):
@@ -328,14 +421,20 @@ class TaskDistillation:
         from tinybert_tf.heads import clone_classifier
         c = self.config
         epochs = c.baseline_epochs_or_default
+        if self.stage_dir is not None and os.path.isfile(
+                os.path.join(self.stage_dir, "baseline.json")):
+            return BaselineResult(**self._saved("baseline"))
         direct = clone_classifier(self.student, self.initial_weights)
+        self._begin("baseline", direct)
         self.say(f"Baseline: the same student trained on the labels of the "
                  f"{data_name} train data, {epochs} epochs, lr "
                  f"{c.baseline_lr}.")
         best = self._fine_tune(direct, self.inputs.train if data is None
                                else data, epochs, c.baseline_lr, "baseline")
-        return BaselineResult(self.inputs.scores(direct), best.best_step,
-                              data_name, epochs)
+        result = BaselineResult(self.inputs.scores(direct), best.best_step,
+                                data_name, epochs)
+        self._save("baseline", dataclasses.asdict(result), model=False)
+        return result
 
 
 # ------------------------------------------------------------ augmentation

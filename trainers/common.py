@@ -12,6 +12,7 @@ flags' choices come from `tinybert_tf.choices`, so `--help` answers at once.
 
 import argparse
 import os
+import shutil
 import time
 
 from tinybert_tf import console
@@ -53,6 +54,44 @@ def add_distillation_flags(parser, prediction=False):
         parser.add_argument("--prediction-reduction", default="official",
                             choices=("official", "per_example"))
     return parser
+
+
+def add_task_data_flags(data):
+    """The task's data: --task (bbc_news or GLUE through TFDS) or your own
+    --train-file/--dev-file/--test-file and their columns, caps, sequence
+    length (trainers.task and the commands built on it)."""
+    data.add_argument("--task", default=None,
+                      help="bbc_news (default) or a GLUE task through TFDS "
+                           "(cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli)")
+    data.add_argument("--tfds-data-dir", default=None)
+    data.add_argument("--tfds-download", action=argparse.BooleanOptionalAction,
+                      default=True, help="let TFDS download a missing GLUE task")
+    data.add_argument("--test-fraction", type=float, default=0.0,
+                      help="GLUE: carve a labelled test split out of train")
+    data.add_argument("--train-file", default=None,
+                      help="your own .csv/.tsv/.jsonl train file")
+    data.add_argument("--task-name", default=None,
+                      help="name of a task from files (default: the train "
+                           "file's stem, or its folder's name for "
+                           "train/dev/test files: data/reviews/train.tsv -> "
+                           "reviews)")
+    data.add_argument("--dev-file", default=None)
+    data.add_argument("--test-file", default=None)
+    data.add_argument("--text-column", default="text")
+    data.add_argument("--text-pair-column", default=None)
+    data.add_argument("--label-column", default="label")
+    data.add_argument("--regression", action="store_true",
+                      help="labels are numbers (MSE; pearson/spearman)")
+    data.add_argument("--dev-fraction", type=float, default=0.1,
+                      help="fraction of train used as dev without --dev-file")
+    data.add_argument("--max-train-examples", type=int, default=None)
+    data.add_argument("--max-eval-examples", type=int, default=None,
+                      help="cap on dev and test examples")
+    data.add_argument("--sequence-length", type=int, default=None,
+                      help="default: 128 for pairs; 64 for single texts in "
+                           "the paper recipe, for cola/sst2 only in the fast "
+                           "one (BBC articles are long)")
+    return data
 
 
 def add_optimization_flags(parser):
@@ -123,6 +162,35 @@ def guard_output(output_dir, finished, overwrite, advice):
             f"{output_dir} already holds {', '.join(found)}; pass "
             f"--overwrite to replace {advice}, or choose another --output-dir.")
     return found
+
+
+def prepare_output(args, outputs, run_only_flags, chief, advice):
+    """The output folder of a training CLI, checked before any work:
+    a finished run (report.json) is refused without --overwrite (`advice`
+    ends the message); --overwrite removes `outputs` (what a run writes,
+    nothing else); an unfinished run is resumed only with the same flags
+    (run.json; `run_only_flags` may differ), else refused with the
+    differences. Only the `chief` writes. Returns the `RunRecord`, to
+    `write()` when the run's first training starts."""
+    from tinybert_tf.resume import RunRecord
+    guard_output(args.output_dir, ("report.json",), args.overwrite, advice)
+    if args.overwrite and chief:
+        remove_outputs(args.output_dir, outputs)
+    record = RunRecord(args.output_dir, {k: v for k, v in vars(args).items()
+                                         if k not in run_only_flags})
+    record.check(write=False)
+    return record
+
+
+def remove_outputs(output_dir, names):
+    """Removes the files and folders `names` of `output_dir` (what a run
+    writes there; nothing else)."""
+    for name in names:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 # ------------------------------------------------------------------ run

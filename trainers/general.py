@@ -16,7 +16,6 @@ report.json, logs/ (CSV + TensorBoard), backup/ while running (resume state).
 import argparse
 import math
 import os
-import shutil
 import sys
 import time
 
@@ -101,25 +100,6 @@ OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
            "run.json")
 
 
-def prepare_output(args, chief=True):
-    """Refuses to replace a finished run without --overwrite, or to resume
-    an unfinished one with other flags; with --overwrite, removes what a
-    run writes there (finished or not, its backup included)."""
-    from tinybert_tf.resume import RunRecord
-    common.guard_output(args.output_dir, ("report.json",), args.overwrite,
-                        "the finished run")
-    if args.overwrite and chief:
-        for name in OUTPUTS:
-            path = os.path.join(args.output_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY_FLAGS}
-    RunRecord(args.output_dir, config).check(write=chief)
-    os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
-
-
 def run(args):
     from tinybert_tf.distribute import is_chief
     check_counts(args)
@@ -141,7 +121,8 @@ def distil(args, chief):
     from tinybert_tf.resume import TrainingBackup
     from tinybert_tf.schedules import WarmupLinearDecay
 
-    prepare_output(args, chief)
+    record = common.prepare_output(args, OUTPUTS, RUN_ONLY_FLAGS, chief,
+                                   "the finished run")
     keras.utils.set_random_seed(args.seed)
     set_precision(args.precision)
     strategy = make_strategy(args.strategy, args.tpu)
@@ -202,7 +183,7 @@ def distil(args, chief):
     csv_log = keras.callbacks.CSVLogger(
         os.path.join(logs, "training_log.csv"), append=True)
     callbacks = [
-        *guarded("general distillation"),
+        *guarded("general"),
         StopAtStep(total_steps),
         StudentCheckpoint(student_dir, tokenizer.vocabulary, extras, enabled=chief),
         backup,
@@ -213,6 +194,9 @@ def distil(args, chief):
             StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
             keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
                                         update_freq=max(1, chunk // 10))]
+    if chief:
+        record.write()
+        os.makedirs(logs, exist_ok=True)
     fit_started = time.time()
     try:
         history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,

@@ -51,38 +51,7 @@ def parse_args(argv=None):
         description="TinyBERT task-specific distillation: fine-tune a teacher"
                     ", distil it into a student (intermediate layers, then "
                     "prediction layer), compare with direct fine-tuning.")
-    data = p.add_argument_group("data")
-    data.add_argument("--task", default=None,
-                      help="bbc_news (default) or a GLUE task through TFDS "
-                           "(cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli)")
-    data.add_argument("--tfds-data-dir", default=None)
-    data.add_argument("--tfds-download", action=argparse.BooleanOptionalAction,
-                      default=True, help="let TFDS download a missing GLUE task")
-    data.add_argument("--test-fraction", type=float, default=0.0,
-                      help="GLUE: carve a labelled test split out of train")
-    data.add_argument("--train-file", default=None,
-                      help="your own .csv/.tsv/.jsonl train file")
-    data.add_argument("--task-name", default=None,
-                      help="name of a task from files (default: the train "
-                           "file's stem, or its folder's name for "
-                           "train/dev/test files: data/reviews/train.tsv -> "
-                           "reviews)")
-    data.add_argument("--dev-file", default=None)
-    data.add_argument("--test-file", default=None)
-    data.add_argument("--text-column", default="text")
-    data.add_argument("--text-pair-column", default=None)
-    data.add_argument("--label-column", default="label")
-    data.add_argument("--regression", action="store_true",
-                      help="labels are numbers (MSE; pearson/spearman)")
-    data.add_argument("--dev-fraction", type=float, default=0.1,
-                      help="fraction of train used as dev without --dev-file")
-    data.add_argument("--max-train-examples", type=int, default=None)
-    data.add_argument("--max-eval-examples", type=int, default=None,
-                      help="cap on dev and test examples")
-    data.add_argument("--sequence-length", type=int, default=None,
-                      help="default: 128 for pairs; 64 for single texts in "
-                           "the paper recipe, for cola/sst2 only in the fast "
-                           "one (BBC articles are long)")
+    common.add_task_data_flags(p.add_argument_group("data"))
 
     models = p.add_argument_group("models")
     models.add_argument("--teacher", default=None,
@@ -213,17 +182,24 @@ def resolve_settings(args, error):
     return args
 
 
+# What a run writes besides teacher/, and the flags a resumed run may change.
+OUTPUTS = ("student", "report.json", "logs", "stages", "run.json")
+RUN_ONLY_FLAGS = ("output_dir", "overwrite", "verbose", "quiet", "strategy",
+                  "retrain_teacher", "aug_cache_dir", "tfds_download")
+
+
 def output_paths(args):
     return {name: os.path.join(args.output_dir, name)
-            for name in ("teacher", "student", "report.json", "logs")}
+            for name in ("teacher", "stages", *OUTPUTS)}
 
 
-def check_output(args):
-    """Refuses, before any work, to replace what a user has."""
+def check_output(args, chief=True):
+    """Refuses, before any work, to replace what a user has; an unfinished
+    run of the same flags resumes (a fine-tuned teacher is kept)."""
     paths = output_paths(args)
-    common.guard_output(args.output_dir, ("student", "report.json"),
-                        args.overwrite, "them (a fine-tuned teacher there is "
-                        "reused either way)")
+    paths["record"] = common.prepare_output(
+        args, OUTPUTS, RUN_ONLY_FLAGS, chief, "the student and report (a "
+        "fine-tuned teacher there is reused either way)")
     if args.retrain_teacher:
         if args.fine_tuned_teacher:
             raise ValueError("--retrain-teacher and --fine-tuned-teacher "
@@ -254,6 +230,14 @@ def augment_options(args):
 
 
 def run(args):
+    from tinybert_tf.distribute import is_chief
+    if not is_chief():  # the chief owns the folder; workers only read it
+        return distil(args, chief=False)
+    with files.OutputLock(args.output_dir):
+        return distil(args, chief=True)
+
+
+def distil(args, chief):
     import keras
 
     from tinybert_tf import checkpoint, students
@@ -261,7 +245,8 @@ def run(args):
     from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.task_data import TaskDataOptions, load_task_data
 
-    paths = check_output(args)
+    paths = check_output(args, chief)
+    save = checkpoint.save if chief else (lambda *a, **k: None)
     say = None if args.quiet else (lambda *a: print(*a, flush=True))
     show = say or (lambda *a: None)
     keras.utils.set_random_seed(args.seed)
@@ -308,13 +293,16 @@ def run(args):
         steps = td.TaskDistillation(
             teacher, student, inputs, td.TaskDistillationConfig.from_mapping(
                 vars(args)), common.distillation_options(args),
-            log_dir=paths["logs"], say=say)
+            log_dir=paths["logs"], say=say, stage_dir=paths["stages"],
+            write=chief)
+        if chief:
+            paths["record"].write()
 
         with clock.stage("teacher"):
             if status == "fine-tuned":
                 show(f"Pre-trained teacher: {teacher_source}.")
                 best = steps.fine_tune_teacher()
-                checkpoint.save(
+                save(
                     teacher, paths["teacher"], tokenizer.vocabulary,
                     extras={"stage": "task-teacher", "task": task.name,
                             "pretrained": teacher_source,
@@ -330,12 +318,11 @@ def run(args):
              f" ({student.count_params() / teacher.count_params():.1%} of the "
              "teacher).")
 
-        augmentation, distill_data = td.no_augmentation(task), inputs.train
+        augmentation, distill_data = td.no_augmentation(task), task.train
         if args.augment:
             with clock.stage("augmentation"):
-                augmented, augmentation = td.augment_train(
+                distill_data, augmentation = td.augment_train(
                     task, length, augment_options(args))
-                distill_data = inputs.make(augmented, shuffle=True)
             show(f"Augmentation: {augmentation['original_examples']} -> "
                  f"{augmentation['augmented_examples']} train examples.")
 
@@ -354,14 +341,14 @@ def run(args):
         with clock.stage("student_eval"):
             student_scores = inputs.scores(student)
         show(f"Student: {_summary(student_scores, primary)}")
-        checkpoint.save(
+        save(
             student, paths["student"], tokenizer.vocabulary,
             extra_weights=projections,
             extras={"stage": "task", "task": task.name,
                     "teacher": str(teacher_source), "student_init": student_desc,
                     "sequence_length": length, "metrics": list(task.metrics),
                     "best_step": best_student.best_step},
-            overwrite=args.overwrite)
+            overwrite=True)  # an unfinished run's, checked by check_output
         show(f"Student saved to {paths['student']}.")
 
         baseline = None
@@ -379,7 +366,9 @@ def run(args):
         td.StudentResult(student, student_desc, paths["student"],
                          student_scores, best_student, intermediate_losses),
         augmentation, baseline, clock.report(), vars(args)))
-    files.write_json(paths["report.json"], report)
+    if chief:
+        files.write_json(paths["report.json"], report)
+        steps.finished()
     show(td.retention_line(report))
     show(f"Report: {paths['report.json']}")
     return 0
