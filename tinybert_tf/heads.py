@@ -21,11 +21,12 @@ from keras import ops
 
 from tinybert_tf.backbone import BertBackbone, dummy_inputs
 from tinybert_tf.choices import CLASSIFIER_HEADS, POOLINGS
+from tinybert_tf.distribute import BuiltBeforeFit
 from tinybert_tf.layers import FakeQuantPoints, get_activation
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
-class BertClassifier(FakeQuantPoints, keras.Model):
+class BertClassifier(BuiltBeforeFit, FakeQuantPoints, keras.Model):
     """Sequence classifier (or regressor when `num_labels == 1`) on a backbone.
 
     `head="linear"` is BERT's: logits = W . dropout(tanh(pooler(h_CLS))).

@@ -202,6 +202,8 @@ def fine_tune(model, train, dev, options, eval_every=0, verbose=1, name="dev",
     """
     model.compile(optimizer=options.make_optimizer(train),
                   loss=task_loss(model.num_labels))
+    # Built here, outside any replica context (tf.distribute needs it).
+    model.optimizer.build(model.trainable_variables)
     best = BestOnDev(model, dev, eval_every, verbose=verbose, name=name)
     model.fit(train, epochs=options.epochs, callbacks=[best, *callbacks],
               shuffle=False, verbose=_fit_verbose(verbose))
