@@ -12,7 +12,8 @@ below it):
 - `vocab_trim`: vocabulary trimming; `device_tokenizer`: what MediaPipe's
   on-device tokenizer feeds the model;
 - `data`: a task's text, tokenized; `verify`: checks of a variant;
-  `staging`: the all-or-nothing output folder;
+  `preflight`: the checks of flags, checkpoint, labels and output folder
+  before the export, and the entries it may replace;
 - `classifier`: `export_classifier` and `ExportOptions`, the whole export;
 - `predictor`: classifying text with a .tflite file (LiteRT or MediaPipe,
   no TensorFlow) or a checkpoint (`python -m trainers.predict`);

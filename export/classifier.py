@@ -4,8 +4,16 @@
 into every variant (export/convert.py), verifies each with LiteRT against
 the Keras student and end to end in MediaPipe's TextClassifier
 (export/verify.py), and only then moves the files into the output folder
-(`tinybert_tf.files`) with `export_report.json` (size, accuracy, agreement,
-latency per variant). The knobs are the fields of `ExportOptions`.
+with `export_report.json` (size, accuracy, agreement, latency per
+variant). The knobs are the fields of `ExportOptions`.
+
+The output folder is checked first (`export.preflight.check_output`); the
+files are staged in a `.export-*` folder next to it (the temporary
+SavedModels too) and moved into place one by one
+(`tinybert_tf.files.publish_entries`): an overwrite replaces only the
+export's own entries (and removes an earlier export's variants not exported
+again), and the staging folder is removed whether the export succeeds or
+fails.
 
 Example:
 
@@ -23,6 +31,7 @@ TensorFlow, which `python -m export.tflite --help` should not wait for.
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import time
 
@@ -34,13 +43,17 @@ from export.convert import (VARIANTS, build_variant, check_variants,
 from export.data import ExportData, encode, encode_optional, load_export_data
 from export.mask_value import (choose_mask_value, mask_value_effect,
                                model_with_mask)
+from export.preflight import (QAT_CHECKPOINT, REPORT_FILE, check_labels,
+                              check_output, export_entries, stale_entries)
 from export.runtimes import keras_probabilities
 from export.signature import (DEFAULT_SEQUENCE_LENGTH, check_sequence_length,
                               export_saved_model)
 from tinybert_tf import files
 
-REPORT_FILE = "export_report.json"
-QAT_CHECKPOINT = "student_qat"
+
+class AccuracyDropError(RuntimeError):
+    """A variant lost more accuracy than allowed, in strict mode (nothing
+    was written)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +64,8 @@ class ExportOptions:
         variants: some of VARIANTS (a sequence or a comma-separated string).
         sequence_length: the fixed input length L of the .tflite files.
         trim_vocab: keep only the word-pieces of the training text.
-        overwrite: replace an existing output folder.
+        overwrite: replace the export files of an existing output folder
+            (one holding anything else is refused).
         eval_split: "test" or "dev" (dev when the task has no test split).
         max_eval: evaluate on the first N examples only.
         max_accuracy_drop: accuracy points a variant may lose against the
@@ -125,7 +139,8 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
 
     Args:
         checkpoint_dir: a student checkpoint with a classification head.
-        output_dir: created; refused if it exists unless `options.overwrite`.
+        output_dir: created; an existing one is refused unless empty, or
+            unless `options.overwrite` and it holds only export files.
         options: an `ExportOptions` (default: all variants, bbc_news).
         data: an `ExportData` (skips loading the task).
     """
@@ -144,6 +159,7 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
             options.task, tokenizer, train_file=options.train_file,
             eval_split=options.eval_split, max_eval=options.max_eval,
             **options.task_options)
+    check_labels(ckpt, data, checkpoint_dir)
     if "full_int8" in options.variants and (
             data.train_inputs is None
             or not len(data.train_inputs["token_ids"])):
@@ -186,28 +202,43 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
         _log(f"On-device tokenizer: {report['device_tokenizer']}")
     if options.trim_vocab:  # for the size comparison only
         models["untrimmed"] = model_with_mask(ckpt, mask_value)
-    with files.staged_directory(output_dir, prefix=".export-") as folder:
-        run.staging = folder
-        if options.qat is not None:
-            quantize.save_qat_checkpoint(
-                models["qat"], os.path.join(folder, QAT_CHECKPOINT),
-                run.vocabulary)
-        _write_variants(run, models, qat, vocabulary)
-        report["flagged"] = [v for v, r in report["variants"].items()
-                             if r["flagged"]]
-        if report["flagged"] and options.strict:
-            raise RuntimeError(
-                f"Variants {report['flagged']} lose more than "
-                f"{options.max_accuracy_drop} accuracy points; nothing was "
-                "written (strict mode).")
-        files.write_json(os.path.join(run.staging, REPORT_FILE), report)
+    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+    run.staging = tempfile.mkdtemp(prefix=".export-",
+                                   dir=os.path.dirname(output_dir))
+    try:
+        _write_staged(run, models, qat, vocabulary)
+        written = export_entries(options.variants, options.qat is not None)
+        check_output(output_dir, checkpoint_dir, options.overwrite)  # again
+        files.publish_entries(run.staging, output_dir, written,
+                              stale=stale_entries(output_dir, written))
+    finally:
+        shutil.rmtree(run.staging, ignore_errors=True)
     return report
+
+
+def _write_staged(run, models, qat, vocabulary):
+    """Every entry of the export, written into `run.staging`."""
+    options, report = run.options, run.report
+    if options.qat is not None:
+        quantize.save_qat_checkpoint(
+            models["qat"], os.path.join(run.staging, QAT_CHECKPOINT),
+            run.vocabulary)
+    _write_variants(run, models, qat, vocabulary)
+    report["flagged"] = [v for v, r in report["variants"].items()
+                         if r["flagged"]]
+    if report["flagged"] and options.strict:
+        raise AccuracyDropError(
+            f"Variants {report['flagged']} lose more than "
+            f"{options.max_accuracy_drop} accuracy points; nothing was "
+            "written (strict mode).")
+    files.write_json(os.path.join(run.staging, REPORT_FILE), report)
 
 
 def _write_variants(run, models, qat, untrimmed_vocabulary):
     """Exports the SavedModels of `models`, then every variant of them."""
     options = run.options
-    with tempfile.TemporaryDirectory(prefix="saved_models-") as work:
+    with tempfile.TemporaryDirectory(prefix=".saved_models-",
+                                     dir=run.staging) as work:
         saved_models = {
             name: export_saved_model(m, os.path.join(work, name),
                                      options.sequence_length)
@@ -227,7 +258,7 @@ def _write_variants(run, models, qat, untrimmed_vocabulary):
 def _read_student(checkpoint_dir, output_dir, options):
     from tinybert_tf import checkpoint
 
-    files.refuse_existing(output_dir, options.overwrite)
+    check_output(output_dir, checkpoint_dir, options.overwrite)
     ckpt = checkpoint.read(checkpoint_dir)
     if "classifier.weight" not in ckpt.weights:
         raise ValueError(

@@ -12,14 +12,34 @@ python -m export.tflite --checkpoint runs/bbc/student --output runs/bbc/tflite \
     --sequence-length 128 --trim-vocab
 ```
 
-Exit status 1 when a variant loses more than `--max-accuracy-drop` points.
+Exit status:
+
+- 0: every variant written and within `--max-accuracy-drop`;
+- 1: a variant loses more than `--max-accuracy-drop` accuracy points against
+  the Keras student (written anyway, flagged in `export_report.json`; with
+  `--strict` nothing is written), or a bug of ours (shown with its
+  traceback);
+- 2: a mistake the user can fix, refused before any model is loaded where
+  it can be (`export.preflight`): an impossible flag value, a checkpoint
+  folder without config.json / model.safetensors / vocab.txt, a
+  `--sequence-length` beyond its position table, data whose labels are not
+  the checkpoint's, an output folder that is a file, cannot be written,
+  holds (or is, or is inside) the checkpoint, or is not empty: `--overwrite`
+  replaces only an export's own entries (`model_*.tflite`,
+  `export_report.json`, `student_qat/`) and refuses a folder holding
+  anything else, listing it;
+- 130: interrupted (Ctrl-C). Nothing is half-written in any case: the
+  files are staged in a `.export-*` folder next to the output, removed
+  whatever happens.
 """
 
 import argparse
 import os
 import sys
 
-from export.classifier import REPORT_FILE, ExportOptions, export_classifier
+from export import preflight
+from export.classifier import (REPORT_FILE, AccuracyDropError, ExportOptions,
+                               export_classifier)
 from export.convert import VARIANTS
 from export.quantize import QATOptions
 from export.signature import DEFAULT_SEQUENCE_LENGTH
@@ -30,7 +50,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m export.tflite",
         description="Convert a student checkpoint to verified TFLite "
-                    "classifiers with MediaPipe metadata.")
+                    "classifiers with MediaPipe metadata.",
+        epilog="Exit status: 0 done; 1 a variant lost more than "
+               "--max-accuracy-drop points (or a bug, with its traceback); "
+               "2 a bad flag, checkpoint, data or output folder (nothing "
+               "written); 130 interrupted.")
     parser.add_argument("--checkpoint", required=True,
                         help="student checkpoint directory (config.json, "
                              "model.safetensors, vocab.txt)")
@@ -49,7 +73,11 @@ def parse_args(argv=None):
                         default=DEFAULT_SEQUENCE_LENGTH)
     parser.add_argument("--trim-vocab", action="store_true",
                         help="keep only the word-pieces of the training text")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the export files (model_*.tflite, "
+                             f"{REPORT_FILE}, student_qat/) of an existing "
+                             "output folder; one holding anything else is "
+                             "refused")
     parser.add_argument("--eval-split", default="test",
                         choices=("test", "dev"))
     parser.add_argument("--max-eval", type=int, default=None,
@@ -75,7 +103,8 @@ def parse_args(argv=None):
                         help="count the eval texts that MediaPipe's on-device "
                              "tokenizer turns into other ids")
     parser.add_argument("--latency-runs", type=int, default=50,
-                        help="timed LiteRT invokes per variant")
+                        help="timed LiteRT invokes per variant (0: no "
+                             "timing)")
     parser.add_argument("--calibration-samples", type=int, default=200)
     parser.add_argument("--mediapipe-examples", type=int, default=32,
                         help="eval texts classified by MediaPipe's "
@@ -108,14 +137,36 @@ def options_from_args(args):
                          else args.mediapipe_examples))
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    console.setup(args.verbose)
-    report = export_classifier(args.checkpoint, args.output,
-                               options_from_args(args))
+def check_args(args):
+    """Refuses bad flags, checkpoint folder and output folder (ValueError /
+    OSError naming the flag) before anything is loaded."""
+    preflight.check_flags(args)
+    config = preflight.check_checkpoint(args.checkpoint)
+    preflight.check_sequence_length(args.sequence_length, config,
+                                    args.checkpoint)
+    preflight.check_output(args.output, args.checkpoint, args.overwrite)
+
+
+def run(args):
+    check_args(args)
+    try:
+        report = export_classifier(args.checkpoint, args.output,
+                                   options_from_args(args))
+    except AccuracyDropError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"Wrote {len(report['variants'])} models and {REPORT_FILE} to "
           f"{os.path.abspath(args.output)}.", flush=True)
-    return 1 if report["flagged"] else 0
+    if report["flagged"]:
+        print(f"Flagged (more than {args.max_accuracy_drop} accuracy points "
+              f"lost): {', '.join(report['flagged'])}; exit status 1.",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

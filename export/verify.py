@@ -2,7 +2,8 @@
 
 Nothing is final before it is verified: `verify_variant` runs the .tflite
 with LiteRT (one thread) on the evaluation inputs (accuracy, agreement with
-the Keras arg-max, largest probability difference, median latency),
+the Keras arg-max, largest probability difference, median latency; None
+with `latency_runs=0`),
 `mediapipe_check` runs it end to end in MediaPipe's TextClassifier on the
 raw texts, and `judge` flags a variant that loses more than the allowed
 accuracy points.
@@ -50,8 +51,8 @@ def verify_variant(model_content, eval_inputs, eval_labels, reference,
         "agreement": agreement(probabilities, reference),
         "max_probability_diff": float(np.max(np.abs(probabilities
                                                     - reference))),
-        "median_latency_ms": runner.median_latency_ms(eval_inputs,
-                                                      runs=latency_runs),
+        "median_latency_ms": (runner.median_latency_ms(
+            eval_inputs, runs=latency_runs) if latency_runs else None),
     }
 
 
@@ -88,12 +89,13 @@ def judge(result, keras_accuracy, max_accuracy_drop):
 
 
 def variant_line(variant, result):
-    accuracy_ = result["accuracy"]
+    accuracy_, latency = result["accuracy"], result["median_latency_ms"]
     return (f"{variant:>13}: {result['size_mb']:8.2f} MB, accuracy "
             f"{'n/a' if accuracy_ is None else f'{accuracy_:.4f}'}, agreement "
             f"{100 * result['agreement']:.1f}%, max prob diff "
             f"{result['max_probability_diff']:.4f}, "
-            f"{result['median_latency_ms']:.2f} ms (1 thread)")
+            + ("latency not timed" if latency is None
+               else f"{latency:.2f} ms (1 thread)"))
 
 
 def flag_banner(variant, drop, limit):

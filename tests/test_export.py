@@ -484,5 +484,4 @@ def test_command_line(setup, tmp_path):
     assert tflite.main(args) == 0
     with open(os.path.join(output, classifier.REPORT_FILE)) as f:
         assert json.load(f)["label_names"] == LABELS
-    with pytest.raises(FileExistsError):
-        tflite.main(args)
+    assert tflite.main(args) == 2  # exists: refused (error: ..., exit 2)

@@ -199,3 +199,53 @@ def _alive(pid):
     except (PermissionError, TypeError, ValueError):
         return pid is not None  # someone else's live process
     return True
+
+
+def publish_entries(staging, output_dir, names, stale=()):
+    """Moves the entries `names` (files or folders) of `staging` into
+    `output_dir` (created if needed), each with `os.replace`, replacing an
+    entry of that name; then removes the entries `stale` of `output_dir`.
+    Nothing else in `output_dir` is touched. If a move fails, the entries
+    already moved are put back as they were and the error is raised.
+    `staging` must be on the file system of `output_dir`; the caller removes
+    it (what is left in it).
+
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> out, staging = os.path.join(root, "out"), tempfile.mkdtemp(dir=root)
+    >>> os.makedirs(out)
+    >>> for folder, name in ((out, "old.txt"), (out, "mine.txt"),
+    ...                      (staging, "new.txt")):
+    ...     open(os.path.join(folder, name), "w").close()
+    >>> publish_entries(staging, out, ["new.txt"], stale=["old.txt"])
+    >>> sorted(os.listdir(out))
+    ['mine.txt', 'new.txt']
+    """
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    created = not os.path.exists(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    replaced = tempfile.mkdtemp(prefix=".replaced-", dir=staging)
+    names = list(names)
+    moved = []  # (name, whether an old entry was moved aside)
+    try:
+        for name in names + [n for n in stale if n not in names]:
+            target = os.path.join(output_dir, name)
+            had_old = os.path.lexists(target)
+            if had_old:
+                os.replace(target, os.path.join(replaced, name))
+            moved.append((name, had_old))
+            if name in names:
+                os.replace(os.path.join(staging, name), target)
+    except BaseException:
+        for name, had_old in reversed(moved):
+            target = os.path.join(output_dir, name)
+            with contextlib.suppress(OSError):
+                if name in names and os.path.lexists(target):
+                    os.replace(target, os.path.join(staging, name))
+                if had_old:
+                    os.replace(os.path.join(replaced, name), target)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(output_dir)
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
