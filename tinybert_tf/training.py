@@ -200,6 +200,9 @@ def fine_tune(model, train, dev, options, eval_every=0, verbose=1, name="dev",
     ends with the weights that scored best on dev. Returns the `BestOnDev`
     callback (its `best_metrics`, `best_step`, `history`).
     """
+    if not model.built:
+        from tinybert_tf.backbone import dummy_inputs
+        model(dummy_inputs())
     model.compile(optimizer=options.make_optimizer(train),
                   loss=task_loss(model.num_labels))
     # Built here, outside any replica context (tf.distribute needs it).
