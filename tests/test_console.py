@@ -149,3 +149,27 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert console.fit_verbose() == 2  # one line per epoch
     monkeypatch.setattr(sys, "stdout", _Terminal())
     assert console.fit_verbose() == 1
+
+
+@pytest.mark.parametrize("raised, status, shown", [
+    (ValueError("--batch-size 0: must be >= 1."), 2,
+     "error: --batch-size 0: must be >= 1."),
+    (FileNotFoundError("no such file: train.csv"), 2,
+     "error: no such file: train.csv"),
+    (console.RunStopped("prediction: non-finite loss at step 4"), 1,
+     "error: prediction: non-finite loss at step 4"),
+    (KeyboardInterrupt(), 130, "Interrupted."),
+    (ZeroDivisionError("division by zero"), 1, console.BUG_REPORT),
+])
+def test_run_main_exit_status_and_message(raised, status, shown, capsys):
+    import argparse
+
+    def run(args):
+        raise raised
+
+    parse = argparse.ArgumentParser().parse_args
+    assert console.run_main(parse, run, []) == status
+    err = capsys.readouterr().err
+    assert shown in err
+    # A user's mistake is one line; a bug keeps its traceback.
+    assert ("Traceback" in err) == isinstance(raised, ZeroDivisionError)
