@@ -108,3 +108,20 @@ def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path):
         with files.OutputLock(out):
             raise ValueError("bad flag")
     assert not out.exists()
+
+
+def test_an_unwritable_output_is_refused_before_the_teacher_is_touched(
+        tmp_path, capsys, monkeypatch):
+    # Root passes every permission check: the parent is made read-only by
+    # `os.access`, which the check uses.
+    from trainers import task
+    parent = tmp_path / "read_only"
+    parent.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: (
+        os.fspath(path) != str(parent) and access(path, mode)))
+    code = task.main(["--output-dir", str(parent / "run"),
+                      "--teacher", str(tmp_path / "no-such-teacher")])
+    assert code == 2
+    assert f"{parent} is not writable" in capsys.readouterr().err
+    assert not (parent / "run").exists()

@@ -164,6 +164,16 @@ def guard_output(output_dir, finished, overwrite, advice):
     return found
 
 
+def check_writable(path, flag="--output-dir"):
+    """Raises PermissionError, before any work, if `path` cannot be made or
+    written (its first existing ancestor is not writable)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f"{flag} {path}: {existing} is not writable.")
+
+
 def prepare_output(args, outputs, run_only_flags, chief, advice):
     """The output folder of a training CLI, checked before any work:
     a finished run (report.json) is refused without --overwrite (`advice`

@@ -103,6 +103,7 @@ OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
 def run(args):
     from tinybert_tf.distribute import is_chief
     check_counts(args)
+    common.check_writable(args.output_dir)
     if not is_chief():  # the chief owns the folder; workers only read it
         return distil(args, chief=False)
     with files.OutputLock(args.output_dir):
