@@ -70,3 +70,21 @@ def write_json(path, values):
         if os.path.exists(staging):
             os.remove(staging)
         raise
+
+
+@contextlib.contextmanager
+def staged_file(path, newline=None, encoding="utf-8"):
+    """A text file open for writing under a temporary name next to `path`,
+    renamed to `path` if the block succeeds (removed on an error: an existing
+    `path` stays as it was)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=".staging-", dir=directory)
+    try:
+        with os.fdopen(handle, "w", newline=newline, encoding=encoding) as f:
+            yield f
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
