@@ -421,7 +421,8 @@ def test_mlm_loads_from_a_checkpoint_with_its_vocabulary(mlm, glove,
     assert loaded.candidates(SENTENCES) == in_memory.candidates(SENTENCES)
 
 
-def test_cli_augments_a_tsv_and_copies_other_columns(mlm, glove, tmp_path):
+def test_cli_augments_a_tsv_and_copies_other_columns(mlm, glove, tmp_path,
+                                                     capsys):
     from tinybert_tf import checkpoint
     from trainers import augment as cli
     checkpoint.save(mlm, tmp_path / "mlm", VOCAB)
@@ -433,11 +434,12 @@ def test_cli_augments_a_tsv_and_copies_other_columns(mlm, glove, tmp_path):
     source.write_text("id\tsentence\tlabel\n1\tDogs chase \"cars\".\t0\n"
                       "2\tThe stars and rivers.\t1\n")
     output = tmp_path / "out" / "train_aug.jsonl"
-    summary = cli.main(["--input", str(source), "--text-column", "sentence",
-                        "--output", str(output), "--glove", str(glove_txt),
-                        "--mlm", str(tmp_path / "mlm"), "--n", "5",
-                        "--glove-vocab-size", str(GLOVE_SIZE), "--k",
-                        str(TOP_K), "--no-cache", "--quiet"])
+    assert cli.main(["--input", str(source), "--text-column", "sentence",
+                     "--output", str(output), "--glove", str(glove_txt),
+                     "--mlm", str(tmp_path / "mlm"), "--n", "5",
+                     "--glove-vocab-size", str(GLOVE_SIZE), "--k",
+                     str(TOP_K), "--no-cache", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     # chase: one piece (MLM); dogs, cars, stars, rivers: word + ##s (GloVe)
     assert (summary["mlm_words"], summary["glove_words"]) == (1, 4)
@@ -448,13 +450,14 @@ def test_cli_augments_a_tsv_and_copies_other_columns(mlm, glove, tmp_path):
     assert {r["label"] for r in rows if r["id"] == "2"} == {"1"}
 
     tsv = tmp_path / "train_aug.tsv"
-    cli.main(["--input", str(source), "--text-column", "sentence",
-              "--output", str(tsv), "--glove", str(glove_txt), "--n", "5",
-              "--mlm", str(tmp_path / "mlm"), "--glove-vocab-size",
-              str(GLOVE_SIZE), "--k", str(TOP_K), "--no-cache", "--quiet"])
+    assert cli.main(["--input", str(source), "--text-column", "sentence",
+                     "--output", str(tsv), "--glove", str(glove_txt), "--n",
+                     "5", "--mlm", str(tmp_path / "mlm"), "--glove-vocab-size",
+                     str(GLOVE_SIZE), "--k", str(TOP_K), "--no-cache",
+                     "--quiet"]) == 0
     with open(tsv, newline="") as f:
         back = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     assert [r["sentence"] for r in back] == [r["sentence"] for r in rows]
-    with pytest.raises(ValueError, match="no column 'text'"):
-        cli.main(["--input", str(source), "--glove", str(glove_txt),
-                  "--no-cache", "--quiet"])
+    assert cli.main(["--input", str(source), "--glove", str(glove_txt),
+                     "--no-cache", "--quiet"]) == 2
+    assert "no column 'text'" in capsys.readouterr().err

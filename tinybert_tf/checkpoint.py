@@ -68,8 +68,12 @@ class Checkpoint:
 def read_vocabulary(vocab_file):
     if vocab_file is None or not os.path.exists(vocab_file):
         raise FileNotFoundError(f"Vocabulary file not found: {vocab_file}.")
-    with open(vocab_file, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
+    try:
+        with open(vocab_file, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Vocabulary file {vocab_file} is not UTF-8 text "
+                         f"({error}).") from None
     while vocab and not vocab[-1]:
         vocab.pop()
     if not vocab:
@@ -105,13 +109,20 @@ def _read_hf_directory(directory):
         raise FileNotFoundError(
             f"{config_path} not found: a checkpoint directory needs "
             f"{CONFIG}, {SAFETENSORS} and {VOCAB}.")
-    with open(config_path, encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = _read_json(config_path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config_path} is not a model config: it holds a "
+                         f"JSON {type(raw).__name__}, not an object.")
     if raw.get("model_type", "bert") != "bert":
         raise ValueError(f"{config_path}: model_type {raw['model_type']!r} is "
                          "not a BERT model.")
+    try:
+        config = BertConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{config_path} is not a valid BERT config "
+                         f"({type(error).__name__}: {error}).") from None
     vocab_file = os.path.join(directory, VOCAB)
-    return Checkpoint(BertConfig.from_dict(raw), _read_weights(directory),
+    return Checkpoint(config, _read_weights(directory),
                       vocab_file if os.path.exists(vocab_file) else None,
                       _extras(raw), source=directory)
 
@@ -129,19 +140,46 @@ def _extras(raw):
     return extras
 
 
-def _read_weights(directory):
-    from safetensors.numpy import load_file
+def _read_json(path):
+    """The JSON in `path`; ValueError naming the file if it is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON (truncated or corrupt? "
+                         f"{error}).") from None
 
+
+def _load_safetensors(path):
+    """The tensors of one .safetensors file; ValueError naming the file if
+    it is truncated or corrupt (safetensors' own error does not)."""
+    from safetensors.numpy import load_file
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file {path} not found.")
+    try:
+        return load_file(path)
+    except OSError:
+        raise
+    except Exception as error:  # noqa: BLE001 - SafetensorError, a bad header
+        raise ValueError(f"{path} is not a readable safetensors file "
+                         f"(truncated or corrupt? {type(error).__name__}: "
+                         f"{error}).") from None
+
+
+def _read_weights(directory):
     single = os.path.join(directory, SAFETENSORS)
     if os.path.exists(single):
-        return load_file(single)
+        return _load_safetensors(single)
     index = os.path.join(directory, SAFETENSORS_INDEX)
     if os.path.exists(index):
-        with open(index, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
+        try:
+            shards = sorted(set(_read_json(index)["weight_map"].values()))
+        except (KeyError, TypeError, AttributeError):
+            raise ValueError(f"{index} has no \"weight_map\" of tensor names "
+                             "to shard files.") from None
         weights = {}
         for shard in shards:
-            weights.update(load_file(os.path.join(directory, shard)))
+            weights.update(_load_safetensors(os.path.join(directory, shard)))
         return weights
     torch_bin = os.path.join(directory, TORCH_BIN)
     if os.path.exists(torch_bin):

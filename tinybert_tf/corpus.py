@@ -41,6 +41,11 @@ import tensorflow as tf
 from tinybert_tf import files
 
 CACHE_VERSION = 1
+# A text file with more lines that are not UTF-8 than this fraction is
+# refused (a binary file given as a corpus); fewer are skipped and counted.
+MAX_UNDECODABLE = 0.5
+# Lines read before a mostly undecodable file is refused (and at its end).
+_CHECK_AFTER = 1000
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
@@ -56,6 +61,55 @@ def _open_text(path):
     if path.endswith(".bz2"):
         return bz2.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+def _open_binary(path):
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+class _Lines:
+    """The UTF-8 lines of a text file (.gz/.bz2 too); a line that is not
+    UTF-8 is skipped and counted, and a file mostly of such lines refused."""
+
+    def __init__(self, path, log=print):
+        self.path, self.log = path, log
+        self.lines = self.skipped = self.skipped_bytes = 0
+
+    def __iter__(self):
+        try:
+            with _open_binary(self.path) as f:
+                for raw in f:
+                    if not raw.strip():
+                        yield ""
+                        continue
+                    self.lines += 1
+                    if self.lines == _CHECK_AFTER:
+                        self._check()
+                    try:
+                        yield raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.skipped += 1
+                        self.skipped_bytes += len(raw)
+        except EOFError as error:  # a truncated .gz / .bz2
+            raise ValueError(f"Corpus file {self.path} is truncated "
+                             f"({error}).") from None
+        self._check()
+        if self.skipped:
+            self.log(f"{self.path}: skipped {self.skipped} of {self.lines} "
+                     f"lines that are not UTF-8 text ({self.skipped_bytes} "
+                     "bytes).")
+
+    def _check(self):
+        if self.lines and self.skipped / self.lines > MAX_UNDECODABLE:
+            raise ValueError(
+                f"Corpus file {self.path}: {self.skipped} of the first "
+                f"{self.lines} lines are not UTF-8 text; is it a binary file?"
+                " A corpus is plain UTF-8 text (.txt, .gz, .bz2) or a "
+                "Wikipedia .xml.bz2 dump.")
 
 
 def _is_wikipedia_dump(path):
@@ -79,34 +133,40 @@ def _wikipedia_documents(path):
                 yield " ".join(prose)
 
 
-def _text_documents(path, doc_format):
+def _text_documents(path, doc_format, log=print):
     if doc_format == "auto":
-        with _open_text(path) as f:
-            head = f.read(1 << 20)
+        try:
+            with _open_text(path) as f:
+                head = f.read(1 << 20)
+        except EOFError as error:
+            raise ValueError(f"Corpus file {path} is truncated ({error})."
+                             ) from None
         doc_format = "blank" if re.search(r"\n[ \t]*\n", head) else "line"
-    with _open_text(path) as f:
-        if doc_format == "line":
-            for line in f:
-                if line.strip():
-                    yield line.strip()
-            return
-        paragraph = []
-        for line in f:
+    lines = _Lines(path, log)
+    if doc_format == "line":
+        for line in lines:
             if line.strip():
-                paragraph.append(line.strip())
-            elif paragraph:
-                yield " ".join(paragraph)
-                paragraph = []
-        if paragraph:
+                yield line.strip()
+        return
+    paragraph = []
+    for line in lines:
+        if line.strip():
+            paragraph.append(line.strip())
+        elif paragraph:
             yield " ".join(paragraph)
+            paragraph = []
+    if paragraph:
+        yield " ".join(paragraph)
 
 
-def read_documents(path, doc_format="auto"):
+def read_documents(path, doc_format="auto", log=print):
     """Yields the documents of one corpus file, one string each.
 
     `doc_format`: "line" (one document per line), "blank" (documents
     separated by blank lines) or "auto" (blank if the file has blank lines).
     Wikipedia XML dumps (`*.xml`, `*.xml.bz2`) are recognised by name.
+    Lines that are not UTF-8 are skipped, and `log` told how many; a file
+    where they are more than half (`MAX_UNDECODABLE`) raises ValueError.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"Corpus file not found: {path}.")
@@ -115,7 +175,10 @@ def read_documents(path, doc_format="auto"):
                          f"{doc_format!r}.")
     if _is_wikipedia_dump(path):
         return _wikipedia_documents(path)
-    return _text_documents(path, doc_format)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Corpus path {path} is a folder; pass its "
+                                "text files.")
+    return _text_documents(path, doc_format, log)
 
 
 def tfds_documents(name, split="train", text_key="text", data_dir=None):
@@ -270,7 +333,7 @@ def build_cache(sources, tokenizer, cache_dir=None, doc_format="auto",
         for source in sources:
             documents = (tfds_documents(source[5:])
                          if source.startswith("tfds:")
-                         else read_documents(source, doc_format))
+                         else read_documents(source, doc_format, log))
             for document in documents:
                 if max_documents and stats["documents"] >= max_documents:
                     break

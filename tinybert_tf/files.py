@@ -86,6 +86,8 @@ def staged_file(path, mode="w", **open_args):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=".staging-", dir=directory)
+    if "b" not in mode:
+        open_args.setdefault("encoding", "utf-8")
     try:
         with os.fdopen(handle, mode, **open_args) as f:
             yield f

@@ -103,6 +103,12 @@ def read_teacher(source=None, sequence_length=128):
     name = assets.display_name(source)
     if ckpt.vocab_file is None:
         raise FileNotFoundError(f"Teacher {name} has no vocab.txt.")
+    positions = ckpt.config.max_position_embeddings
+    if sequence_length > positions:
+        raise ValueError(
+            f"--sequence-length {sequence_length} exceeds the position table "
+            f"of the teacher {name} (max_position_embeddings {positions}); "
+            f"use at most {positions}.")
     tokenizer = BertTextTokenizer(ckpt.vocab_file, sequence_length)
     tokenizer.check_model(ckpt.config)
     return name, ckpt, tokenizer

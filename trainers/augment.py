@@ -28,7 +28,8 @@ import os
 import re
 import sys
 
-from tinybert_tf import console
+from tinybert_tf import console, files
+from trainers import common
 
 DEFAULT_SENTENCES = 200
 DEFAULT_OUTPUT_DIR = os.path.join("outputs", "augment")
@@ -93,12 +94,30 @@ def parse_args(argv=None):
                      help="TensorFlow intra-op threads (default: all cores)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     console.add_verbose_flag(run)
-    args = p.parse_args(argv)
-    if args.n is not None and args.n < 1:
-        p.error(f"--n must be >= 1, got {args.n}")
-    if args.limit is not None and args.limit < 1:
-        p.error(f"--limit must be >= 1, got {args.limit}")
-    return args
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    """Refuses, before any model is loaded, a flag value that cannot make a
+    run, a missing --input or --glove, and an --output that is the --input."""
+    common.check_flags(
+        args, at_least={"n": 1, "limit": 1, "k": 1, "glove_vocab_size": 1,
+                        "max_seq_length": 5 if args.mlm_input == "pair" else 3,
+                        "tokens_per_batch": 1, "threads": 1},
+        fractions=("p",))
+    common.check_files(args, ("input", "glove", "vocab"))
+    if args.input is not None:
+        _kind(args.input)
+    if args.output is not None:
+        if os.path.isdir(args.output):
+            raise IsADirectoryError(f"--output {args.output} is a folder; "
+                                    "give the file to write.")
+        _kind(args.output)
+        if args.input is not None and os.path.realpath(
+                args.output) == os.path.realpath(args.input):
+            raise ValueError(f"--output {args.output} is the --input file: "
+                             "augmenting would replace the original; choose "
+                             "another --output.")
 
 
 # ------------------------------------------------------------------ files
@@ -153,9 +172,10 @@ def read_rows(path):
 
 
 def write_rows(path, columns, rows):
+    """Writes the rows in the format of `path`'s extension, all or nothing
+    (a temporary file renamed into place)."""
     kind = _kind(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with files.staged_file(path, newline="") as f:
         if kind == "jsonl" or kind == "json":
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -218,9 +238,8 @@ def build_config(args):
     return AugmentConfig(**fields)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    console.setup(args.verbose)
+def augment_file(args):
+    """Augments --input into --output; returns the summary (counts)."""
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.threads:
@@ -239,6 +258,9 @@ def main(argv=None):
         stem, ext = os.path.splitext(os.path.basename(args.input))
         output = args.output or os.path.join(DEFAULT_OUTPUT_DIR,
                                              f"{stem}_aug{ext}")
+        if os.path.realpath(output) == os.path.realpath(args.input):
+            raise ValueError(f"The output {output} would be the --input "
+                             "file; pass another --output.")
         text_column, pair_column = args.text_column, args.text_pair_column
         if _kind(args.input) == "txt":
             text_column = "text"
@@ -263,11 +285,18 @@ def main(argv=None):
             row[pair_column] = result.text_b[j]
         out_rows.append(row)
     write_rows(output, columns, out_rows)
-    summary = {"input": source, "output": os.path.abspath(output),
-               **result.counts}
-    print(json.dumps(summary), flush=True)
-    return summary
+    return {"input": source, "output": os.path.abspath(output),
+            **result.counts}
+
+
+def run(args):
+    print(json.dumps(augment_file(args)), flush=True)
+    return 0
+
+
+def main(argv=None):
+    return console.run_main(parse_args, common.checked(check_args, run), argv)
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(main())

@@ -3,6 +3,8 @@
 - `add_distillation_flags`, `add_optimization_flags`, `add_run_flags`:
   argparse flag groups; `distillation_options(args)`: their values as
   library options; `fill_from_recipe`: unset flags from a recipe.
+- `check_flags`, `check_student`, `check_files`, `checked`: refuse a bad
+  flag value, naming the flag, before any model is loaded.
 - `guard_output`: refuse, before any work, to replace a finished run.
 - `Stopwatch`: wall time per named stage.
 
@@ -145,6 +147,111 @@ def distillation_options(args, **extra):
         hidden_loss=args.hidden_loss,
         loss_weights=parse_loss_weights(args.loss_weights, args.layer_weights),
         teacher_training=bool(args.teacher_dropout), **for_prediction, **extra)
+
+
+# ------------------------------------------------------------------ checks
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def check_flags(args, positive=(), at_least=None, non_negative=(),
+                fractions=()):
+    """Raises ValueError naming the first flag whose value cannot make a run.
+
+    `positive`: names that must be > 0 (learning rates, epochs, a
+    temperature); `at_least`: {name: minimum} (sizes, counts);
+    `non_negative`: names that must be >= 0; `fractions`: names that must be
+    in [0, 1]. Unset (None) or absent attributes are skipped.
+    """
+    def values(names):
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                yield name, value
+
+    for name, value in values(positive):
+        if not value > 0:  # also refuses NaN
+            raise ValueError(f"{_flag(name)} {value}: must be > 0.")
+    for name, value in values(at_least or {}):
+        if not value >= at_least[name]:
+            raise ValueError(f"{_flag(name)} {value}: must be >= "
+                             f"{at_least[name]}.")
+    for name, value in values(non_negative):
+        if not value >= 0:
+            raise ValueError(f"{_flag(name)} {value}: must be >= 0.")
+    for name, value in values(fractions):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{_flag(name)} {value}: must be in [0, 1].")
+
+
+def check_student(source, flag="--student", random_allowed=False):
+    """Refuses, before any model is loaded, a student that is neither a
+    directory, an existing config .json nor a preset (the list is given)."""
+    from tinybert_tf.config import PRESETS
+    if os.path.isdir(source) or (random_allowed and source == "random"):
+        return
+    if source.endswith(".json"):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{flag} {source}: config file not found.")
+        return
+    if source not in PRESETS:
+        if os.sep in source or os.path.exists(source):
+            raise FileNotFoundError(
+                f"{flag} {source}: not a checkpoint directory or config "
+                ".json.")
+        known = ", ".join(sorted(PRESETS))
+        extra = ", 'random'" if random_allowed else ""
+        raise ValueError(f"{flag} {source!r}: unknown preset; known presets: "
+                         f"{known}{extra} (or a checkpoint directory, or a "
+                         "config .json).")
+
+
+def check_files(args, names):
+    """Refuses input files (flags `names`, each a path or a list of paths)
+    that do not exist or are folders."""
+    for name in names:
+        paths = getattr(args, name, None) or []
+        for path in [paths] if isinstance(paths, str) else paths:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{_flag(name)} {path}: no such file.")
+            if os.path.isdir(path):
+                raise IsADirectoryError(f"{_flag(name)} {path}: is a folder, "
+                                        "not a file.")
+
+
+def check_task_flags(args):
+    """trainers.task's flag checks (after its --recipe and --quick filled
+    the unset ones)."""
+    check_flags(
+        args, positive=("teacher_lr", "intermediate_lr", "prediction_lr",
+                        "baseline_lr", "temperature"),
+        at_least={"batch_size": 1, "sequence_length": 3, "aug_n": 1,
+                  "aug_k": 1, "max_train_examples": 1,
+                  "max_eval_examples": 1},
+        non_negative=("weight_decay", "clip_norm"),
+        fractions=("warmup", "aug_p", "dev_fraction", "test_fraction"))
+    if args.test_fraction == 1:
+        raise ValueError("--test-fraction 1.0: must be below 1 (train would "
+                         "be empty).")
+    if args.train_file and not args.dev_file and not 0 < args.dev_fraction < 1:
+        raise ValueError(f"--dev-fraction {args.dev_fraction}: must be "
+                         "strictly between 0 and 1 without --dev-file.")
+    if args.student == "random":
+        check_student(args.student_preset, "--student-preset")
+    else:
+        check_student(args.student)
+    check_files(args, ("train_file", "dev_file", "test_file", "aug_glove"))
+
+
+def checked(check, run):
+    """`run`, after `check(args)`: the `run` of `console.run_main` whose flag
+    checks (ValueError, OSError: exit status 2) come before any import of
+    TensorFlow or any model."""
+    def checked_run(args):
+        check(args)
+        return run(args)
+    return checked_run
 
 
 # ------------------------------------------------------------------ output

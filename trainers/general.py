@@ -83,14 +83,19 @@ def parse_args(argv=None):
 
 
 def check_counts(args):
-    """Refuses step counts that cannot make a run (`--steps 0` included)."""
+    """Refuses flag values that cannot make a run (`--steps 0` included),
+    an unknown --student and missing --corpus files, naming the flag."""
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps {args.steps}: a run needs at least one "
                          "step (leave --steps out to use --epochs).")
-    if args.save_every < 1:
-        raise ValueError(f"--save-every {args.save_every}: must be >= 1.")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: must be >= 1.")
+    common.check_flags(
+        args, positive=("epochs", "learning_rate"),
+        # [CLS] A [SEP] B [SEP] with two word-pieces at least
+        at_least={"save_every": 1, "batch_size": 1, "sequence_length": 5,
+                  "max_documents": 1},
+        non_negative=("weight_decay", "clip_norm"), fractions=("warmup",))
+    common.check_student(args.student)
+    common.check_files(args, ("corpus",))
 
 
 # Flags that do not change what a run computes: a resumed run may differ.
@@ -102,7 +107,6 @@ OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
 
 def run(args):
     from tinybert_tf.distribute import is_chief
-    check_counts(args)
     common.check_writable(args.output_dir)
     if not is_chief():  # the chief owns the folder; workers only read it
         return distil(args, chief=False)
@@ -244,7 +248,8 @@ def distil(args, chief):
 
 
 def main(argv=None):
-    return console.run_main(parse_args, run, argv)
+    return console.run_main(parse_args,
+                            common.checked(check_counts, run), argv)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,27 @@ def summary_line(stage, out):
     return f"export: {variants}"
 
 
+def stage_flags(args):
+    """{stage: its --STAGE-args split as a shell would}; ValueError naming
+    the flag for an unbalanced quote or a trailing backslash."""
+    extras = {}
+    for stage in ("general", "task", "export"):
+        flag = f"--{stage}-args"
+        try:
+            extras[stage] = shlex.split(getattr(args, f"{stage}_args"))
+        except ValueError as error:  # "No closing quotation", "No escaped ..."
+            raise ValueError(f"{flag} {getattr(args, f'{stage}_args')!r}: "
+                             f"cannot be split into flags ({error}).") from None
+        own = "--output" if stage == "export" else "--output-dir"
+        if any(word == own or word.startswith(own + "=")
+               for word in extras[stage]):
+            raise ValueError(f"{flag}: {own} is set by the pipeline (under "
+                             "its own --output-dir); leave it out.")
+    return extras
+
+
 def run(args):
+    extras = stage_flags(args)
     out = args.output_dir
     mode = "quick" if args.quick else "full"
     redo = stages_to_redo(args.redo)
@@ -167,7 +187,7 @@ def run(args):
                   f"(--redo {stage} runs it again)", flush=True)
             print("  " + summary_line(stage, out), flush=True)
             continue
-        extra = shlex.split(getattr(args, f"{stage}_args", ""))
+        extra = extras.get(stage, [])
         command = [sys.executable] + stage_command(stage, out, mode,
                                                    retrain_teacher, extra)
         print(f"{header}: {' '.join(command[1:])}", flush=True)
@@ -205,10 +225,9 @@ def try_it(out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    # The stages inherit the setting (the environment).
-    console.setup(args.verbose)
-    return run(args)
+    # console.setup's setting is kept in the environment: the stages
+    # inherit it.
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,13 @@ ATTENTION_TOKENS = 24
 # ---------------------------------------------------------------- inputs
 
 def _json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON (truncated or corrupt? "
+                         f"{error}); run its stage again (trainers.pipeline "
+                         "--redo STAGE).") from None
 
 
 def read_log(path):
@@ -289,13 +294,16 @@ def _stage_sections(results, wall_times):
 
 def write_report(root):
     """Measures, plots and writes report.md; returns the table rows."""
+    results = read_results(root)  # a missing or corrupt input, first
     import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # one thread for the latencies, unless TensorFlow already runs
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
     from tinybert_tf import checkpoint
     from tinybert_tf.tokenizer import BertTextTokenizer
 
-    results = read_results(root)
     task = results["task"]
     plots = os.path.join(root, "plots")
     os.makedirs(plots, exist_ok=True)
@@ -357,21 +365,26 @@ def _save_figure(fig, path, dpi):
         fig.savefig(f, dpi=dpi, format="png")
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m trainers.report",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--output-dir", required=True,
                    help="the directory of a trainers.pipeline run")
     console.add_verbose_flag(p)
-    args = p.parse_args(argv)
-    console.setup(args.verbose)
+    return p.parse_args(argv)
+
+
+def run(args):
     try:
         write_report(args.output_dir)
     except FileNotFoundError as error:
-        print(f"error: {error} (run the earlier pipeline stages first)",
-              file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"{error} (run the earlier pipeline stages "
+                                "first)") from None
     return 0
+
+
+def main(argv=None):
+    return console.run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -381,7 +381,8 @@ def _summary(scores, primary):
 
 
 def main(argv=None):
-    return console.run_main(parse_args, run, argv)
+    return console.run_main(
+        parse_args, common.checked(common.check_task_flags, run), argv)
 
 
 if __name__ == "__main__":

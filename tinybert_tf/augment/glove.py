@@ -19,6 +19,7 @@ Example:
 
 import hashlib
 import os
+import pickle
 
 import numpy as np
 from gensim.models import KeyedVectors
@@ -28,6 +29,11 @@ from tinybert_tf import assets
 _TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".vec", ".vec.gz")
 _BINARY_SUFFIXES = (".bin", ".bin.gz")
 _GENSIM_SUFFIXES = (".kv", ".model", ".kv.gz")
+# Lines of a text vectors file checked before gensim reads it.
+_CHECKED_LINES = 1000
+TEXT_FORMAT = ("the GloVe text format: one 'word float float ...' line per "
+               "word, every line with the same number of floats, optionally "
+               "after a word2vec header line 'count dimension'")
 
 
 def load_glove(path=None, limit=None):
@@ -55,17 +61,58 @@ def load_glove(path=None, limit=None):
             return vectors
         binary = name.endswith(_BINARY_SUFFIXES)
         no_header = not binary and not _has_word2vec_header(path)
+        if not binary:
+            _check_text_vectors(path, header=not no_header)
         vectors = KeyedVectors.load_word2vec_format(
             path, binary=binary, no_header=no_header, limit=limit)
-    except (ValueError, UnicodeDecodeError, IndexError, EOFError, OSError,
-            KeyError) as error:
+    except (ValueError, IndexError, EOFError, OSError, KeyError,
+            AttributeError, pickle.UnpicklingError) as error:
+        if isinstance(error, ValueError) and str(error).startswith(path):
+            raise  # ours: names the file and the format already
         raise ValueError(
             f"Could not read word vectors from {path} ({type(error).__name__}:"
-            f" {error}). Expected a GloVe text file ('word v1 v2 ...' per "
-            "line), a word2vec file or a gensim .kv file.") from error
+            f" {error}). Expected {TEXT_FORMAT}, a word2vec .bin file or a "
+            "gensim .kv file.") from None
     if len(vectors) == 0:
         raise ValueError(f"{path} holds no word vectors.")
     return vectors
+
+
+def _check_text_vectors(path, header):
+    """Raises ValueError, naming `path` and the expected format, unless its
+    first lines are word vectors of one dimension (gensim would read a CSV
+    or a list of words without complaint, and find no neighbour for any
+    word)."""
+    from gensim import utils
+    dimension = None
+    with utils.open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number > _CHECKED_LINES:
+                break
+            line = raw.decode("utf-8").rstrip("\r\n")
+            parts = line.rstrip().split(" ")
+            if number == 1 and header:
+                dimension = int(parts[1])
+                continue
+            problem = None
+            if len(parts) < 2:
+                problem = "has no numbers after its first word"
+            elif dimension is not None and len(parts) - 1 != dimension:
+                problem = (f"has {len(parts) - 1} values where the lines "
+                           f"before have {dimension}")
+            else:
+                try:
+                    [float(part) for part in parts[1:]]
+                except ValueError:
+                    problem = "has values that are not numbers"
+            if problem:
+                shown = line if len(line) <= 60 else line[:57] + "..."
+                raise ValueError(f"{path}, line {number} ({shown!r}) {problem}"
+                                 f": expected {TEXT_FORMAT}.")
+            dimension = len(parts) - 1
+    if dimension is None:
+        raise ValueError(f"{path} holds no word vectors: expected "
+                         f"{TEXT_FORMAT}.")
 
 
 def _has_word2vec_header(path):
