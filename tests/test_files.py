@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.tiny import tiny_corpus
 from tinybert_tf import files
 
 
@@ -92,8 +93,9 @@ def test_a_second_general_run_is_refused_at_once_and_touches_nothing(
         (out / "logs").mkdir()
         (out / "logs" / "training_log.csv").write_text("epoch,loss\n0,1.0\n")
         before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        corpus = tiny_corpus(str(tmp_path / "corpus.txt"))
         code = general.main(["--output-dir", str(out), "--steps", "5",
-                             "--corpus", str(tmp_path / "none.txt")])
+                             "--corpus", corpus])
         assert code == 2
         assert "in use by another run" in capsys.readouterr().err
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
