@@ -127,3 +127,22 @@ def test_an_unwritable_output_is_refused_before_the_teacher_is_touched(
     assert code == 2
     assert f"{parent} is not writable" in capsys.readouterr().err
     assert not (parent / "run").exists()
+
+
+def test_what_a_killed_writer_left_is_cleaned_or_put_back(tmp_path):
+    # A kill between the two renames of a checkpoint save, another inside
+    # a save, a third inside a backup write (one level down).
+    (tmp_path / "student.old").mkdir()
+    (tmp_path / "student.old" / "model.safetensors").write_text("previous")
+    (tmp_path / ".saving-x1").mkdir()
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / ".staging-y2").write_text("half")
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher.old").mkdir()
+    said = []
+    files.sweep_staging(tmp_path, say=said.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "stages", "student", "teacher"]
+    assert (tmp_path / "student" / "model.safetensors").read_text() == "previous"
+    assert not any((tmp_path / "stages").iterdir())
+    assert len(said) == 3

@@ -34,6 +34,14 @@ def test_stage_commands_chain_the_outputs():
     assert export[export.index("--mediapipe-examples") + 1] == "-1"
 
 
+def test_an_unfinished_stage_resumes_and_a_redone_one_overwrites():
+    for stage in ("general", "task", "export"):
+        assert "--overwrite" not in pipeline.stage_command(stage, "out", "full",
+                                                           False)
+        assert "--overwrite" in pipeline.stage_command(stage, "out", "full",
+                                                       False, redo=True)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """The whole pipeline on tiny models and files, as a user would run it."""

@@ -99,6 +99,38 @@ def staged_file(path, mode="w", **open_args):
         raise
 
 
+STAGING_PREFIXES = (".staging-", ".saving-", ".backup-", ".export-")
+
+
+def sweep_staging(directory, depth=2, say=None):
+    """Cleans what a killed writer left in `directory` (and its folders, to
+    `depth`): temporary `.staging-*`-style entries are removed; a folder
+    swapped out by `staged_directory` (`NAME.old` without `NAME`) is put
+    back, a finished swap's `NAME.old` removed. Call it while holding the
+    folder (`OutputLock`): another run's staging would look the same."""
+    say = say or (lambda line: print(line, file=sys.stderr))
+    if depth < 1 or not os.path.isdir(directory):
+        return
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.startswith(STAGING_PREFIXES):
+            say(f"Removing {path}, left by an interrupted write.")
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+        elif name.endswith(".old") and os.path.isdir(path):
+            kept = path[:-len(".old")]
+            if os.path.exists(kept):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                say(f"Restoring {kept} from {path} (an interrupted save).")
+                os.replace(path, kept)
+    for name in sorted(os.listdir(directory)):
+        if os.path.isdir(os.path.join(directory, name)):
+            sweep_staging(os.path.join(directory, name), depth - 1, say)
+
+
 def write_json(path, values):
     """Writes `values` as JSON next to `path`, then renames it into place."""
     with staged_file(path, encoding="utf-8") as f:

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tinybert_tf import console
+from tinybert_tf import console, files
 
 # The student of both distillations by default (tinybert_tf.config.PRESETS).
 STUDENT_DEFAULT = "tinybert-3l-192d"
@@ -291,6 +291,8 @@ def prepare_output(args, outputs, run_only_flags, chief, advice):
     `write()` when the run's first training starts."""
     from tinybert_tf.resume import RunRecord
     guard_output(args.output_dir, ("report.json",), args.overwrite, advice)
+    if chief:
+        files.sweep_staging(args.output_dir)
     if args.overwrite and chief:
         remove_outputs(args.output_dir, outputs)
     record = RunRecord(args.output_dir, {k: v for k, v in vars(args).items()

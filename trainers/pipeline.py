@@ -94,17 +94,18 @@ def stages_to_redo(redo):
     return set(STAGES[first:])
 
 
-def stage_command(stage, out, mode, retrain_teacher, extra=()):
+def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False):
     """The command line of a stage.
 
-    The pipeline runs a stage only when it is unfinished or to be redone, so
-    each gets --overwrite: it replaces the stage's unfinished or old outputs
-    (general distillation still resumes from its backup; the task stage
-    still reuses its fine-tuned teacher).
+    The pipeline runs a stage only when it is unfinished or to be redone:
+    an unfinished one resumes where it stopped (general distillation from
+    its backup, task distillation from its finished steps); one to be redone
+    gets --overwrite, which replaces its outputs (the task stage still
+    reuses its fine-tuned teacher unless --redo teacher).
     """
     path = lambda *parts: os.path.join(out, *parts)  # noqa: E731
     settings = SETTINGS[mode]
-    overwrite = ["--overwrite", *extra]
+    overwrite = [*(["--overwrite"] if redo else []), *extra]
     if stage == "general":
         return (["-m", "trainers.general", "--output-dir", path("general")]
                 + settings["general"] + overwrite)
@@ -188,8 +189,8 @@ def run(args):
             print("  " + summary_line(stage, out), flush=True)
             continue
         extra = extras.get(stage, [])
-        command = [sys.executable] + stage_command(stage, out, mode,
-                                                   retrain_teacher, extra)
+        command = [sys.executable] + stage_command(
+            stage, out, mode, retrain_teacher, extra, redo=stage in redo)
         print(f"{header}: {' '.join(command[1:])}", flush=True)
         started = time.time()
         code = subprocess.call(command)
