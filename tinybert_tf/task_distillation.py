@@ -421,9 +421,9 @@ class TaskDistillation:
         from tinybert_tf.heads import clone_classifier
         c = self.config
         epochs = c.baseline_epochs_or_default
-        if self.stage_dir is not None and os.path.isfile(
-                os.path.join(self.stage_dir, "baseline.json")):
-            return BaselineResult(**self._saved("baseline"))
+        saved = self._saved("baseline")
+        if saved is not None:
+            return BaselineResult(**saved)
         direct = clone_classifier(self.student, self.initial_weights)
         self._begin("baseline", direct)
         self.say(f"Baseline: the same student trained on the labels of the "

@@ -194,14 +194,13 @@ def distil(args, chief):
         backup,
     ]
     if chief:
+        record.write()
+        os.makedirs(logs, exist_ok=True)
         callbacks += [
             csv_log,
             StepLog(os.path.join(logs, "steps.csv"), every=max(1, chunk // 10)),
             keras.callbacks.TensorBoard(os.path.join(logs, "tensorboard"),
                                         update_freq=max(1, chunk // 10))]
-    if chief:
-        record.write()
-        os.makedirs(logs, exist_ok=True)
     fit_started = time.time()
     try:
         history = distiller.fit(dataset, epochs=chunks, steps_per_epoch=chunk,
