@@ -109,7 +109,7 @@ def _read_hf_directory(directory):
         raise FileNotFoundError(
             f"{config_path} not found: a checkpoint directory needs "
             f"{CONFIG}, {SAFETENSORS} and {VOCAB}.")
-    raw = _read_json(config_path)
+    raw = files.read_json(config_path)
     if not isinstance(raw, dict):
         raise ValueError(f"{config_path} is not a model config: it holds a "
                          f"JSON {type(raw).__name__}, not an object.")
@@ -140,16 +140,6 @@ def _extras(raw):
     return extras
 
 
-def _read_json(path):
-    """The JSON in `path`; ValueError naming the file if it is not JSON."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON (truncated or corrupt? "
-                         f"{error}).") from None
-
-
 def _load_safetensors(path):
     """The tensors of one .safetensors file; ValueError naming the file if
     it is truncated or corrupt (safetensors' own error does not)."""
@@ -173,7 +163,7 @@ def _read_weights(directory):
     index = os.path.join(directory, SAFETENSORS_INDEX)
     if os.path.exists(index):
         try:
-            shards = sorted(set(_read_json(index)["weight_map"].values()))
+            shards = sorted(set(files.read_json(index)["weight_map"].values()))
         except (KeyError, TypeError, AttributeError):
             raise ValueError(f"{index} has no \"weight_map\" of tensor names "
                              "to shard files.") from None

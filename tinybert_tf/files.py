@@ -131,6 +131,16 @@ def sweep_staging(directory, depth=2, say=None):
             sweep_staging(os.path.join(directory, name), depth - 1, say)
 
 
+def read_json(path):
+    """The JSON in `path`; ValueError naming the file if it is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON (truncated or corrupt? "
+                         f"{error}).") from None
+
+
 def write_json(path, values):
     """Writes `values` as JSON next to `path`, then renames it into place."""
     with staged_file(path, encoding="utf-8") as f:

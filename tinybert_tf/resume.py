@@ -48,11 +48,10 @@ class RunRecord:
         if not os.path.exists(self.path):
             return None
         try:
-            with open(self.path, encoding="utf-8") as f:
-                return json.load(f)
+            return files.read_json(self.path)
         except ValueError as error:
-            raise ValueError(f"{self.path} is not valid JSON ({error}); pass "
-                             "--overwrite to start the run again.") from None
+            raise ValueError(f"{error} Pass --overwrite to start the run "
+                             "again.") from None
 
     def differences(self):
         """{key: (recorded, now)} of the values that differ."""

@@ -39,7 +39,6 @@ Example (tiny random models; see README.md for a longer one):
 """
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -295,13 +294,12 @@ class TaskDistillation:
 
     def _saved(self, step):
         """The saved result of `step`, or None."""
-        from tinybert_tf import checkpoint
+        from tinybert_tf import checkpoint, files
         if self.stage_dir is None:
             return None
         path = os.path.join(self.stage_dir, step)
         if os.path.isfile(path + ".json"):
-            with open(path + ".json", encoding="utf-8") as f:
-                return json.load(f)
+            return files.read_json(path + ".json")
         if os.path.isdir(path):
             saved = checkpoint.read(path)
             checkpoint.assign(self.student, saved)

@@ -281,6 +281,17 @@ def check_writable(path, flag="--output-dir"):
         raise PermissionError(f"{flag} {path}: {existing} is not writable.")
 
 
+def run_owning_output(args, distil):
+    """`distil(args, chief)` once `args.output_dir` is known writable; the
+    chief holds it (`files.OutputLock`), the other workers only read it."""
+    from tinybert_tf.distribute import is_chief
+    check_writable(args.output_dir)
+    if not is_chief():
+        return distil(args, chief=False)
+    with files.OutputLock(args.output_dir):
+        return distil(args, chief=True)
+
+
 def prepare_output(args, outputs, run_only_flags, chief, advice):
     """The output folder of a training CLI, checked before any work:
     a finished run (report.json) is refused without --overwrite (`advice`

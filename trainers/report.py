@@ -18,7 +18,6 @@ TFLite numbers of the export stage.
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -35,11 +34,9 @@ ATTENTION_TOKENS = 24
 
 def _json(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON (truncated or corrupt? "
-                         f"{error}); run its stage again (trainers.pipeline "
+        return files.read_json(path)
+    except ValueError as error:
+        raise ValueError(f"{error} Run its stage again (trainers.pipeline "
                          "--redo STAGE).") from None
 
 

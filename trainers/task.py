@@ -230,12 +230,7 @@ def augment_options(args):
 
 
 def run(args):
-    from tinybert_tf.distribute import is_chief
-    common.check_writable(args.output_dir)
-    if not is_chief():  # the chief owns the folder; workers only read it
-        return distil(args, chief=False)
-    with files.OutputLock(args.output_dir):
-        return distil(args, chief=True)
+    return common.run_owning_output(args, distil)
 
 
 def distil(args, chief):
