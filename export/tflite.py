@@ -69,8 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--label-column", default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, among {', '.join(VARIANTS)}")
-    parser.add_argument("--sequence-length", type=int,
-                        default=DEFAULT_SEQUENCE_LENGTH)
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="the fixed input length of the files (default: "
+                             "the student's training length, else "
+                             f"{DEFAULT_SEQUENCE_LENGTH})")
     parser.add_argument("--trim-vocab", action="store_true",
                         help="keep only the word-pieces of the training text")
     parser.add_argument("--overwrite", action="store_true",
@@ -142,6 +144,9 @@ def check_args(args):
     OSError naming the flag) before anything is loaded."""
     preflight.check_flags(args)
     config = preflight.check_checkpoint(args.checkpoint)
+    if args.sequence_length is None:
+        args.sequence_length = int(config.get("tinybert", {}).get(
+            "sequence_length") or DEFAULT_SEQUENCE_LENGTH)
     preflight.check_sequence_length(args.sequence_length, config,
                                     args.checkpoint)
     preflight.check_output(args.output, args.checkpoint, args.overwrite)

@@ -79,6 +79,10 @@ class Distiller(BuiltBeforeFit, keras.Model):
             defaults to `EmbeddingLoss` in the mode of a `HiddenStateLoss`).
         teacher_training: run the teacher with dropout, as both official
             scripts do (they never call `teacher_model.eval()`); default off.
+            Without it, the "prediction" stage takes the teacher's logits
+            from the data when a batch has them, `(inputs, labels,
+            teacher_logits)` (`tinybert_tf.teacher_outputs`), and runs the
+            student alone.
         regression_target: what a regression student's prediction layer
             learns: "teacher" (MSE to the teacher's outputs, the paper's
             method) or "labels" (MSE to the gold labels: the official code,
@@ -228,11 +232,18 @@ class Distiller(BuiltBeforeFit, keras.Model):
         return losses
 
     def _losses_for(self, data, training):
-        inputs, labels = (data if isinstance(data, (tuple, list))
-                          else (data, None))[:2]
-        teacher_out = self.teacher.features(inputs,
-                                            training=self.teacher_training)
-        teacher_out = tf.nest.map_structure(tf.stop_gradient, teacher_out)
+        inputs, labels, teacher_logits = (
+            tuple(data) + (None,) * 2 if isinstance(data, (tuple, list))
+            else (data, None, None))[:3]
+        if (self.stage == "prediction" and teacher_logits is not None
+                and not self.teacher_training):
+            # Computed once before the fit (`teacher_outputs`): only the
+            # student runs.
+            teacher_out = {"logits": tf.stop_gradient(teacher_logits)}
+        else:
+            teacher_out = self.teacher.features(
+                inputs, training=self.teacher_training)
+            teacher_out = tf.nest.map_structure(tf.stop_gradient, teacher_out)
         student_out = self.student.features(inputs, training=training)
         return self.compute_losses(student_out, teacher_out,
                                    inputs["padding_mask"], labels)

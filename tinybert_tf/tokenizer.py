@@ -90,6 +90,21 @@ class BertTextTokenizer:
             self._encode_batch, input_signature=[texts, texts],
             autograph=False)
 
+    def with_sequence_length(self, sequence_length):
+        """The same tokenizer with another output length."""
+        return BertTextTokenizer(self.vocabulary, sequence_length,
+                                 self.lowercase, self.strip_accents,
+                                 self.truncate)
+
+    def lengths(self, text_a, text_b=None):
+        """Untruncated word-piece counts of each example, [CLS] and [SEP]s
+        included (numpy int)."""
+        import numpy as np
+        counts = self.tokenize(text_a).row_lengths().numpy() + 2
+        if text_b is not None:
+            counts = counts + self.tokenize(text_b).row_lengths().numpy() + 1
+        return np.asarray(counts)
+
     @property
     def vocab_size(self):
         return len(self.vocabulary)

@@ -41,8 +41,9 @@ _TOKENIZE_CHUNK = 256
 
 
 def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0,
-                 drop_remainder=False):
-    """(inputs dict, label) batches of a `tasks.Split`, tokenized once.
+                 drop_remainder=False, bucketing=False, targets=None):
+    """(inputs dict, label[, target]) batches of a `tasks.Split`, tokenized
+    once.
 
     Text is tokenized in chunks by a batched `map`, cached, then (re)shuffled
     each epoch and batched. Labels are int32 class ids, or float32 values for
@@ -50,23 +51,72 @@ def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0,
     `fit` agrees with it). `drop_remainder` drops the last
     partial batch, as the official training loops do (they skip a batch
     smaller than the batch size).
+
+    `bucketing`: each batch is cut to its longest member, rounded up to a
+    multiple of `BUCKET_STEP` (a few shapes: few retracings). Shuffled
+    batches are then made of examples of similar length: each window of
+    `BUCKET_WINDOW` batches of the shuffled data is sorted by length, cut
+    into batches, and the batches are shuffled. Unshuffled batches keep the
+    examples' order (predictions line up with the labels).
+    `targets`: an array with one row per example (e.g. a teacher's logits),
+    delivered as the third element of each batch.
     """
     labels = np.asarray(split.labels)
     labels = labels.astype("float32" if labels.dtype.kind == "f" else "int32")
     texts = (tf.constant(split.text_a, tf.string),)
     if split.text_b is not None:
         texts += (tf.constant(split.text_b, tf.string),)
-    dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
+    rest = (labels,) if targets is None else (
+        labels, np.asarray(targets, np.float32))
+    dataset = tf.data.Dataset.from_tensor_slices((texts, *rest))
     dataset = dataset.batch(_TOKENIZE_CHUNK).map(
-        lambda text, label: (tokenizer(*text), label),
+        lambda text, *rest: (tokenizer(*text), *rest),
         num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(split)))
     dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(len(split), seed=seed,
                                   reshuffle_each_iteration=True)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-        tf.data.AUTOTUNE)
+    if bucketing and shuffle:
+        dataset = _length_sorted_batches(dataset, len(split), batch_size,
+                                         drop_remainder, seed)
+    else:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if bucketing:
+        dataset = dataset.map(_cut_padding, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+BUCKET_STEP = 16
+BUCKET_WINDOW = 32
+
+
+def _length_sorted_batches(dataset, size, batch_size, drop_remainder, seed):
+    def sorted_batches(inputs, *rest):
+        order = tf.argsort(tf.reduce_sum(inputs["padding_mask"], axis=1),
+                           stable=True)
+        window = tf.nest.map_structure(lambda x: tf.gather(x, order),
+                                       (inputs, *rest))
+        return tf.data.Dataset.from_tensor_slices(window).batch(batch_size)
+
+    dataset = dataset.batch(batch_size * BUCKET_WINDOW).flat_map(sorted_batches)
+    # Only the last window ends with a partial batch.
+    batches = -(-size // batch_size)
+    if drop_remainder:
+        dataset = dataset.filter(
+            lambda inputs, *rest: tf.shape(inputs["token_ids"])[0] == batch_size)
+        batches = size // batch_size
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.shuffle(BUCKET_WINDOW, seed=seed,
+                           reshuffle_each_iteration=True)
+
+
+def _cut_padding(inputs, *rest):
+    full = tf.shape(inputs["token_ids"])[1]
+    longest = tf.reduce_max(tf.reduce_sum(inputs["padding_mask"], axis=1))
+    length = tf.minimum(-(-longest // BUCKET_STEP) * BUCKET_STEP, full)
+    return ({name: value[:, :length] for name, value in inputs.items()},
+            *rest)
 
 
 def predict(model, dataset):

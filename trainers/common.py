@@ -63,7 +63,8 @@ def add_task_data_flags(data):
     --train-file/--dev-file/--test-file and their columns, caps, sequence
     length (trainers.task and the commands built on it)."""
     data.add_argument("--task", default=None,
-                      help="bbc_news (default) or a GLUE task through TFDS "
+                      help="bbc_news (default), bbc_news_titles (its "
+                           "titles: short texts) or a GLUE task through TFDS "
                            "(cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli)")
     data.add_argument("--tfds-data-dir", default=None)
     data.add_argument("--tfds-download", action=argparse.BooleanOptionalAction,

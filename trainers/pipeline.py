@@ -47,12 +47,12 @@ SETTINGS = {
     "full": {
         "general": ["--epochs", "1", "--save-every", "50"],
         "task": [],  # trainers.task's "fast" recipe
-        "export": ["--sequence-length", "128"],
+        "export": [],  # at the student's training length
     },
     "quick": {
         "general": ["--steps", "30", "--save-every", "10"],
         "task": ["--quick"],
-        "export": ["--sequence-length", "64"],
+        "export": [],
     },
 }
 EXPORT_VARIANTS = "float32,dynamic_int8,full_int8"

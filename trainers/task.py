@@ -108,6 +108,14 @@ def parse_args(argv=None):
     train.add_argument("--drop-remainder", action=argparse.BooleanOptionalAction,
                        default=None, help="drop the last partial training "
                        "batch, as the official code (paper recipe)")
+    train.add_argument("--bucketing", action=argparse.BooleanOptionalAction,
+                       default=None, help="batches of similar lengths, padded"
+                       " to their longest (fast recipe; the official code "
+                       "pads to --sequence-length)")
+    train.add_argument("--teacher-cache", action=argparse.BooleanOptionalAction,
+                       default=True, help="compute the teacher's logits once "
+                       "(step 2 runs the student alone; kept under "
+                       "$TINYBERT_TF_CACHE); off with --teacher-dropout")
     train.add_argument("--eval-every", type=int, default=None,
                        help="evaluate on dev every N steps (0: each epoch)")
     train.add_argument("--select-metric", default=None, choices=METRICS,
@@ -185,7 +193,8 @@ def resolve_settings(args, error):
 # What a run writes besides teacher/, and the flags a resumed run may change.
 OUTPUTS = ("student", "report.json", "logs", "stages", "run.json")
 RUN_ONLY_FLAGS = ("output_dir", "overwrite", "verbose", "quiet", "strategy",
-                  "retrain_teacher", "aug_cache_dir", "tfds_download")
+                  "retrain_teacher", "aug_cache_dir", "tfds_download",
+                  "teacher_cache")
 
 
 def output_paths(args):
@@ -240,6 +249,7 @@ def distil(args, chief):
     from tinybert_tf import task_distillation as td
     from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.task_data import TaskDataOptions, load_task_data
+    from tinybert_tf.teacher_outputs import TeacherLogits
 
     paths = check_output(args, chief)
     save = checkpoint.save if chief else (lambda *a, **k: None)
@@ -252,21 +262,23 @@ def distil(args, chief):
 
     with clock.stage("data"):
         task = load_task_data(TaskDataOptions.from_mapping(vars(args)))
-    length = args.sequence_length or td.default_sequence_length(task, args.recipe)
     if args.select_metric:
         task.select_on(args.select_metric)
     primary = task.select_metric
-    show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
-         f"{'no' if task.test is None else len(task.test)} test examples; "
-         f"labels {task.label_names or 'regression'}; metric {primary}; "
-         f"sequence length {length}.")
-
     teacher_source, status = choose_teacher(args, paths)
     if status == "reused":
         show(f"Reusing the fine-tuned teacher in {paths['teacher']} (pass "
              "--retrain-teacher --overwrite to fine-tune it again).")
     teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
-        teacher_source, length)
+        teacher_source, args.sequence_length
+        or td.default_sequence_length(task, args.recipe))
+    tokenizer, chosen = td.fit_sequence_length(task.train, tokenizer,
+                                               args.sequence_length)
+    length = tokenizer.sequence_length
+    show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
+         f"{'no' if task.test is None else len(task.test)} test examples; "
+         f"labels {task.label_names or 'regression'}; metric {primary}; "
+         f"sequence length {length} ({chosen}).")
 
     with strategy.scope():
         # Everything is checked before the first training step.
@@ -285,12 +297,13 @@ def distil(args, chief):
                 teacher_ckpt, task.num_labels, task.label_names,
                 args.label_mapping)
         inputs = td.TaskInputs(task, tokenizer, args.batch_size, args.seed,
-                               args.drop_remainder)
+                               args.drop_remainder, args.bucketing)
         steps = td.TaskDistillation(
             teacher, student, inputs, td.TaskDistillationConfig.from_mapping(
                 vars(args)), common.distillation_options(args),
             log_dir=paths["logs"], say=say, stage_dir=paths["stages"],
-            write=chief)
+            write=chief, teacher_logits=None if args.teacher_dropout
+            or not args.teacher_cache else TeacherLogits(teacher, tokenizer))
         if chief:
             paths["record"].write()
 
@@ -308,7 +321,7 @@ def distil(args, chief):
                     overwrite=args.retrain_teacher)
                 show(f"Teacher saved to {paths['teacher']}.")
         with clock.stage("teacher_eval"):
-            teacher_scores = inputs.scores(teacher)
+            teacher_scores = steps.teacher_scores()
         show(f"Teacher: {_summary(teacher_scores, primary)}")
         show(f"Student ({student_desc}): {student.count_params():,} parameters"
              f" ({student.count_params() / teacher.count_params():.1%} of the "
