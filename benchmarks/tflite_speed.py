@@ -9,7 +9,15 @@ Rows:
 
 Random weights give the same file sizes and latencies as trained ones (the
 graph and the tensor shapes are what count). Every model carries the
-MediaPipe metadata (vocabulary + labels), as shipped.
+MediaPipe metadata (vocabulary + labels), as shipped. Variant
+`full_int8_integer_only` is full_int8 converted with `integer_only=True`
+(every op in int8, export/convert.py).
+
+`--op-profile N` also times every op of each file on its own (`op_profile`:
+the op cut out into a one-op model, LiteRT with its default XNNPACK
+delegate, one thread, median of N invokes) and prints, per model, the
+milliseconds per op type and how many of its ops XNNPACK took: the ops that
+fall back to TFLite's builtin kernels.
 
 Run:
 
@@ -20,6 +28,7 @@ Run:
 """
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -37,6 +46,7 @@ from tinybert_tf.heads import BertClassifier
 from tinybert_tf.tokenizer import BertTextTokenizer
 
 NUM_LABELS = 5
+INTEGER_ONLY = "full_int8_integer_only"  # full_int8, integer_only=True
 
 
 def random_inputs(vocab_size, sequence_length, rows=64, seed=0):
@@ -75,8 +85,10 @@ def convert_variants(name, model, vocabulary, inputs, variants,
     converted = []
     for variant in variants:
         start = time.perf_counter()
-        content = convert.build_variant(saved_model, variant, calibration,
-                                       vocabulary, labels)
+        content = convert.build_variant(
+            saved_model, "full_int8" if variant == INTEGER_ONLY else variant,
+            calibration, vocabulary, labels,
+            integer_only=variant == INTEGER_ONLY)
         row = {"model": name, "variant": variant,
                "parameters": model.count_params(),
                "vocab_size": model.config.vocab_size,
@@ -109,6 +121,102 @@ def interleaved_latency(converted, rounds):
         row["latency_min_ms"] = round(float(np.min(spent)), 2)
 
 
+def one_op_models(content):
+    """(op name, .tflite bytes) for each op of the main graph of `content`,
+    cut out alone: its non-constant inputs become the model's inputs."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+    model.signatureDefs, model.metadata = [], None
+    for op in graph.operators:
+        alone = copy.copy(graph)
+        alone.operators = [op]
+        alone.inputs = [t for t in op.inputs if t >= 0 and model.buffers[
+            graph.tensors[t].buffer].data is None]
+        alone.outputs = list(op.outputs)
+        model.subgraphs = [alone]
+        yield (flatbuffer_utils.opcode_to_name(model, op.opcodeIndex),
+               bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+
+
+def _random_input(rng, detail):
+    """A value for an input of a one-op model: zeros for int32 / bool
+    (valid indices and masks), random numbers otherwise."""
+    dtype, shape = detail["dtype"], detail["shape"]
+    if dtype in (np.int32, np.bool_):
+        return np.zeros(shape, dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, shape, endpoint=True
+                            ).astype(dtype)
+    return rng.normal(size=shape).astype(dtype)
+
+
+def time_one_op(content, runs):
+    """(median µs of `runs` invokes, whether XNNPACK took the op) of a
+    one-op model, LiteRT, one thread."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tinybert_tf import console
+
+    interpreter = Interpreter(model_content=content, num_threads=1)
+    with console.native_output_captured():
+        interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _random_input(rng, detail))
+    taken = any(op["op_name"] == "DELEGATE"
+                for op in interpreter._get_ops_details())
+    interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return 1e6 * float(np.median(times)), taken
+
+
+def op_profile(content, runs):
+    """{op name: {count, ms, xnnpack}}, most time first: the summed median
+    time of the ops of each type, each run alone, and how many of them
+    XNNPACK took (the others run TFLite's builtin kernels)."""
+    profile = {}
+    for name, alone in one_op_models(content):
+        microseconds, taken = time_one_op(alone, runs)
+        entry = profile.setdefault(name, {"count": 0, "ms": 0.0,
+                                          "xnnpack": 0})
+        entry["count"] += 1
+        entry["ms"] += microseconds / 1000.0
+        entry["xnnpack"] += int(taken)
+    for entry in profile.values():
+        entry["ms"] = round(entry["ms"], 3)
+    return dict(sorted(profile.items(), key=lambda item: -item[1]["ms"]))
+
+
+def profile_table(model, rows):
+    """Markdown: op types x variants of `model`, ms (ops XNNPACK took / ops)."""
+    rows = [row for row in rows if row["model"] == model]
+    names = sorted({name for row in rows for name in row["op_profile"]},
+                   key=lambda name: -max(row["op_profile"].get(
+                       name, {"ms": 0.0})["ms"] for row in rows))
+    lines = [f"| {model}: op | " + " | ".join(
+                 f"{row['variant']} ms (XNNPACK/ops)" for row in rows) + " |",
+             "| --- |" + " ---: |" * len(rows)]
+    for name in names + ["all ops"]:
+        cells = []
+        for row in rows:
+            entries = (row["op_profile"].values() if name == "all ops"
+                       else [row["op_profile"][name]]
+                       if name in row["op_profile"] else [])
+            cells.append(f"{sum(e['ms'] for e in entries):.3f} ("
+                         f"{sum(e['xnnpack'] for e in entries)}/"
+                         f"{sum(e['count'] for e in entries)})"
+                         if entries else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def bbc_trimmed_vocabulary(vocabulary, sequence_length):
     from tinybert_tf.tasks import load_task
 
@@ -119,7 +227,8 @@ def bbc_trimmed_vocabulary(vocabulary, sequence_length):
 
 
 def run(args):
-    variants = convert.check_variants(args.variants)
+    variants = convert.check_variants(args.variants,
+                                      convert.VARIANTS + (INTEGER_ONLY,))
     length = args.sequence_length
     vocabulary = checkpoint.read_vocabulary(
         os.path.join(assets.minilm_dir(), "vocab.txt"))
@@ -136,11 +245,12 @@ def run(args):
                 checkpoint.read_vocabulary(student.vocab_file),
                 random_inputs(student.config.vocab_size, length), variants,
                 length, work)
-        tinybert4 = BertConfig.from_preset("tinybert-4l-312d")
-        converted += convert_variants(
-            "tinybert-4l-312d", random_classifier(tinybert4), vocabulary,
-            random_inputs(tinybert4.vocab_size, length), variants, length,
-            work)
+        if not args.skip_tinybert4:
+            tinybert4 = BertConfig.from_preset("tinybert-4l-312d")
+            converted += convert_variants(
+                "tinybert-4l-312d", random_classifier(tinybert4), vocabulary,
+                random_inputs(tinybert4.vocab_size, length), variants,
+                length, work)
         if not args.skip_bbc_trimmed:
             trimmed = bbc_trimmed_vocabulary(vocabulary, length)
             bbc = BertConfig.from_preset("tinybert-3l-192d").replace(
@@ -157,6 +267,8 @@ def run(args):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     interleaved_latency(converted, args.runs)
+    for row, content, _ in converted if args.op_profile else ():
+        row["op_profile"] = op_profile(content, args.op_profile)
     rows = [row for row, _, _ in converted]
     baseline = next((r["latency_ms"] for r in rows
                      if r["model"] == "bert-base-uncased"), None)
@@ -185,10 +297,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=None,
                         help="a student checkpoint to include")
-    parser.add_argument("--variants", default=",".join(convert.VARIANTS))
+    parser.add_argument("--variants",
+                        default=",".join(convert.VARIANTS + (INTEGER_ONLY,)))
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--runs", type=int, default=30,
                         help="timing rounds; each invokes every model once")
+    parser.add_argument("--op-profile", type=int, default=0, metavar="N",
+                        help="also time every op alone, N invokes each")
+    parser.add_argument("--skip-tinybert4", action="store_true")
     parser.add_argument("--skip-bert-base", action="store_true")
     parser.add_argument("--skip-bbc-trimmed", action="store_true")
     parser.add_argument("--output", default=None, help="JSON file of the rows")
@@ -199,6 +315,8 @@ def main(argv=None):
     args = parse_args(argv)
     rows = run(args)
     print(markdown_table(rows, args.sequence_length))
+    for model in dict.fromkeys(r["model"] for r in rows if "op_profile" in r):
+        print(profile_table(model, rows))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             json.dump({"sequence_length": args.sequence_length, "rows": rows},

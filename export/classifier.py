@@ -39,7 +39,8 @@ import numpy as np
 
 from export import device_tokenizer, quantize, verify, vocab_trim
 from export.convert import (VARIANTS, build_variant, check_variants,
-                            model_file_name, representative_dataset)
+                            model_file_name, op_counts,
+                            representative_dataset)
 from export.data import ExportData, encode, encode_optional, load_export_data
 from export.mask_value import (choose_mask_value, mask_value_effect,
                                model_with_mask)
@@ -81,6 +82,9 @@ class ExportOptions:
             OUTPUT/student_qat); None: no QAT (a QAT checkpoint is used as
             it is).
         calibration_samples: training texts that calibrate full int8.
+        integer_only: full_int8 with every op in int8 (for integer-only
+            accelerators); default: `convert.FLOAT_OPS` stay float32, the
+            fast file on CPUs.
         mediapipe_check: eval texts classified end to end by MediaPipe
             (None: all of them; 0: none).
         tokenizer_check: count the eval texts that MediaPipe's on-device
@@ -103,6 +107,7 @@ class ExportOptions:
     mask_value: float | None = None
     qat: quantize.QATOptions | None = None
     calibration_samples: int = 200
+    integer_only: bool = False
     mediapipe_check: int | None = 32
     tokenizer_check: bool = True
     latency_runs: int = 50
@@ -252,7 +257,8 @@ def _write_variants(run, models, qat, untrimmed_vocabulary):
                     saved_models["untrimmed"], variant,
                     representative_dataset(run.data.train_inputs,
                                            options.calibration_samples),
-                    untrimmed_vocabulary, run.report["label_names"]))
+                    untrimmed_vocabulary, run.report["label_names"],
+                    options.integer_only))
 
 
 def _read_student(checkpoint_dir, output_dir, options):
@@ -349,7 +355,7 @@ def _export_variant(run, saved_model, variant):
                    if run.train_inputs is not None else None)
     start = time.perf_counter()
     content = build_variant(saved_model, variant, calibration, run.vocabulary,
-                            report["label_names"])
+                            report["label_names"], options.integer_only)
     seconds = time.perf_counter() - start
     result = verify.verify_variant(content, run.eval_inputs, data.eval_labels,
                                    run.reference, options.latency_runs)
@@ -360,6 +366,9 @@ def _export_variant(run, saved_model, variant):
                   attention_mask_value=run.mask_value,
                   size_mb=round(len(content) / 1e6, 3),
                   conversion_seconds=round(seconds, 1))
+    if variant == "full_int8":
+        result.update(integer_only=options.integer_only,
+                      float_ops=op_counts(content))
     if options.mediapipe_check is None or options.mediapipe_check > 0:
         result.update(verify.mediapipe_check(
             path, content, data.eval_texts[:options.mediapipe_check],

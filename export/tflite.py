@@ -108,6 +108,11 @@ def parse_args(argv=None):
                         help="timed LiteRT invokes per variant (0: no "
                              "timing)")
     parser.add_argument("--calibration-samples", type=int, default=200)
+    parser.add_argument("--integer-only", action="store_true",
+                        help="full_int8 with every op in int8, for "
+                             "integer-only accelerators (NPU/DSP/Edge TPU); "
+                             "default: attention, LayerNorm and GELU stay "
+                             "float32 (4x faster on CPUs)")
     parser.add_argument("--mediapipe-examples", type=int, default=32,
                         help="eval texts classified by MediaPipe's "
                              "TextClassifier (the Android runtime) per "
@@ -135,6 +140,7 @@ def options_from_args(args):
              if args.qat_epochs else None),
         tokenizer_check=args.tokenizer_check, latency_runs=args.latency_runs,
         calibration_samples=args.calibration_samples,
+        integer_only=args.integer_only,
         mediapipe_check=(None if args.mediapipe_examples < 0
                          else args.mediapipe_examples))
 

@@ -163,13 +163,42 @@ def test_variants_agree_with_keras(setup):
             probabilities.argmax(-1) == data.eval_labels))
 
 
-def test_full_int8_is_integer(setup):
-    from ai_edge_litert.interpreter import Interpreter
+def test_full_int8_keeps_only_float_ops_in_float(setup):
+    content = _read(setup, "full_int8")
+    float_ops = convert.op_counts(content)
+    assert set(float_ops) <= set(convert.FLOAT_OPS)
+    assert {"BATCH_MATMUL", "SOFTMAX", "GELU"} <= set(float_ops)
+    assert setup["report"]["variants"]["full_int8"]["float_ops"] == float_ops
+    int8_ops = convert.op_counts(content, np.int8)
+    assert not set(int8_ops) & set(float_ops)
+    # Every weight matrix: the 4 attention, 2 feed-forward, pooler, logits.
+    assert int8_ops["FULLY_CONNECTED"] == 8
 
-    interpreter = Interpreter(model_content=_read(setup, "full_int8"))
-    dtypes = [d["dtype"] for d in interpreter.get_tensor_details()]
-    floats = sum(d == np.float32 for d in dtypes)
-    assert sum(d == np.int8 for d in dtypes) > 5 * floats
+
+def test_full_int8_integer_only_is_integer(setup, tmp_path):
+    saved = signature.export_saved_model(setup["model"], str(tmp_path), LENGTH)
+    content = convert.convert(
+        saved, "full_int8",
+        convert.representative_dataset(setup["data"].train_inputs),
+        integer_only=True)
+    # NEG (-mean, in each of the 3 LayerNorms) has no int8 kernel in TFLite.
+    assert convert.op_counts(content) == {"NEG": 3}
+    assert {"BATCH_MATMUL", "SOFTMAX", "GELU"} <= set(
+        convert.op_counts(content, np.int8))
+
+
+def test_calibration_sees_padding():
+    full = {"token_ids": np.tile(np.arange(2, 10, dtype=np.int32), (6, 1)),
+            "padding_mask": np.ones((6, 8), np.int32),
+            "segment_ids": np.zeros((6, 8), np.int32)}
+    rows = list(convert.representative_dataset(full)())
+    masks = [row["input_mask"][0] for row in rows]
+    assert [m.all() for m in masks] == [True, False] * 3
+    for row, mask in zip(rows, masks):
+        length = int(mask.sum())
+        assert mask[:length].all() and length >= 1
+        assert row["input_word_ids"][0, length - 1] == 9  # [SEP] kept last
+        assert not row["input_word_ids"][0, length:].any()
 
 
 def test_metadata_holds_vocabulary_and_labels(setup):
@@ -245,7 +274,8 @@ def test_mask_value_choice_is_verified(setup):
     assert setup["report"]["attention_mask_value"]["exported"] == value
 
 
-def test_full_int8_with_bert_mask_constant_collapses(setup, tmp_path):
+def _full_int8_errors_by_mask_value(setup, tmp_path, integer_only):
+    """Largest probability error of full_int8 vs Keras, per mask constant."""
     data = setup["data"]
     calibration = convert.representative_dataset(data.train_inputs)
     expected = _softmax(setup["model"].predict(data.eval_inputs, verbose=0))
@@ -255,11 +285,24 @@ def test_full_int8_with_bert_mask_constant_collapses(setup, tmp_path):
                                            attention_mask_value=value)
         saved = signature.export_saved_model(
             model, str(tmp_path / str(value)), LENGTH)
-        content = convert.convert(saved, "full_int8", calibration)
+        content = convert.convert(saved, "full_int8", calibration,
+                                  integer_only)
         probabilities = runtimes.LiteRTClassifier(content).predict(
             data.eval_inputs)
         errors[value] = np.abs(probabilities - expected).max()
+    return errors
+
+
+def test_integer_only_full_int8_with_bert_mask_constant_collapses(
+        setup, tmp_path):
+    errors = _full_int8_errors_by_mask_value(setup, tmp_path, True)
     assert errors[-10000.0] > 2 * errors[mask_value.MASK_VALUE_CANDIDATES[0]]
+
+
+def test_full_int8_float_attention_takes_the_bert_mask_constant(
+        setup, tmp_path):
+    errors = _full_int8_errors_by_mask_value(setup, tmp_path, False)
+    assert max(errors.values()) < 0.05
 
 
 def test_mask_value_candidates_start_at_the_qat_constant():
@@ -433,11 +476,12 @@ def test_command_line_options():
     options = tflite.options_from_args(tflite.parse_args([
         "--checkpoint", "ckpt", "--output", "out", "--train-file", "t.csv",
         "--text-column", "body", "--variants", "dynamic_int8",
-        "--mediapipe-examples", "-1", "--max-eval", "7", "--strict"]))
+        "--mediapipe-examples", "-1", "--max-eval", "7", "--strict",
+        "--integer-only"]))
     assert options == ExportOptions(
         task=None, train_file="t.csv", task_options={"text_column": "body"},
         variants=("dynamic_int8",), mediapipe_check=None, max_eval=7,
-        strict=True)
+        strict=True, integer_only=True)
     defaults = tflite.options_from_args(tflite.parse_args(
         ["--checkpoint", "ckpt", "--output", "out"]))
     assert defaults == ExportOptions()
