@@ -220,3 +220,18 @@ def test_csv_logger_and_tensorboard_write_every_loss(tmp_path):
     for name, values in history.items():
         np.testing.assert_allclose(scalars[f"epoch_{name}"], values, rtol=1e-6)
     assert "batch_loss" in scalars  # update_freq=1 writes step scalars
+
+
+def test_step_times_record_every_step_of_a_guarded_fit(tmp_path, monkeypatch):
+    from tinybert_tf.callbacks import STEP_TIMES_ENV, guarded
+    path = tmp_path / "steps.jsonl"
+    monkeypatch.setenv(STEP_TIMES_ENV, str(path))
+    distiller = tiny_distiller()
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    data = tf.data.Dataset.from_tensor_slices(
+        examples(GLOBAL_BATCH * STEPS_PER_EPOCH)).batch(GLOBAL_BATCH)
+    distiller.fit(data, epochs=1, verbose=0, shuffle=False,
+                  callbacks=guarded("general"))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, STEPS_PER_EPOCH + 1))
+    assert all(r["stage"] == "general" and r["seconds"] > 0 for r in rows)

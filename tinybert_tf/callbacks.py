@@ -14,12 +14,18 @@ naming the stage and the step (Keras's `TerminateOnNaN` stops silently).
 in the environment, the training of STAGE is SIGKILLed (KIND `kill`) or
 its weights made NaN (`nan`) once its optimizer reaches STEP; the fault
 tests of docs/reliability.md use it to stop a real run at a known step.
+
+`StepTimes` is a benchmarking aid: with TINYBERT_TF_STEP_TIMES=PATH, every
+training appends `{"stage", "step", "seconds"}` JSON lines to PATH
+(benchmarks/cli_steps.py times the trainers' own `fit` this way).
 """
 
 import csv
+import json
 import math
 import os
 import signal
+import time
 
 import keras
 import numpy as np
@@ -27,6 +33,7 @@ import numpy as np
 from tinybert_tf import checkpoint, console
 
 FAULT_ENV = "TINYBERT_TF_FAULT"
+STEP_TIMES_ENV = "TINYBERT_TF_STEP_TIMES"
 
 
 class StudentCheckpoint(keras.callbacks.Callback):
@@ -164,7 +171,30 @@ class FaultInjection(keras.callbacks.Callback):
         self.step = float("inf")  # once
 
 
+class StepTimes(keras.callbacks.Callback):
+    """Appends each training step's wall time (batch begin to end, the
+    logs read back) to a JSON-lines file."""
+
+    def __init__(self, path, stage):
+        super().__init__()
+        self.path, self.stage = path, stage
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        seconds = time.perf_counter() - self._start
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"stage": self.stage, "step": int(
+                self.model.optimizer.iterations.numpy()),
+                "seconds": seconds}) + "\n")
+
+
 def guarded(stage):
     """The callbacks every training of `stage` runs with: the non-finite
-    guard, and the fault of $TINYBERT_TF_FAULT if it names `stage`."""
-    return [NonFiniteGuard(stage), *FaultInjection.from_environment(stage)]
+    guard, the fault of $TINYBERT_TF_FAULT if it names `stage`, and
+    `StepTimes` with $TINYBERT_TF_STEP_TIMES."""
+    timed = ([StepTimes(os.environ[STEP_TIMES_ENV], stage)]
+             if os.environ.get(STEP_TIMES_ENV) else [])
+    return [*timed, NonFiniteGuard(stage),
+            *FaultInjection.from_environment(stage)]
