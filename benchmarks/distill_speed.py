@@ -13,6 +13,7 @@ JSON field names, printed as ONE line on stdout.
     python benchmarks/distill_speed.py --teacher bert-base --student tinybert-4l-312d
     python benchmarks/distill_speed.py --dtype bfloat16                 # mixed_bfloat16 policy
     python benchmarks/distill_speed.py --matmul-peak                    # this machine's matmul FLOP/s
+    python benchmarks/distill_speed.py --dtype bfloat16 --phases        # where the step's time goes
     python benchmarks/distill_speed.py --compare OUT/*.jsonl            # ours vs peers table
 
 Each step is one call of the compiled `distiller.train_function` on a
@@ -100,7 +101,10 @@ def build_models(args):
         teacher = checkpoint.load_backbone(assets.minilm_dir())
     else:
         teacher = BertBackbone(BertConfig.from_preset("bert-base-uncased"))
-    student = BertBackbone(student_config(args.student, BertConfig))
+    config = student_config(args.student, BertConfig)
+    if args.student_attention_dropout is not None:
+        config = config.replace(attention_dropout=args.student_attention_dropout)
+    student = BertBackbone(config)
     return teacher, student
 
 
@@ -215,6 +219,7 @@ def run(args):
         "student": {"layers": s_cfg.num_layers, "hidden": s_cfg.hidden_size,
                     "heads": s_cfg.num_heads, "ffn": s_cfg.intermediate_size,
                     "params": student.count_params(),
+                    "attention_dropout": s_cfg.attention_dropout,
                     "fit_dense_params": sum(d.count_params() for d in distiller.projections)},
         "k": k,
         "att_map": [t for _, t in distiller.mapping.attention_pairs()],
@@ -321,6 +326,9 @@ def main(argv=None):
                     help="; ".join(f"{k}: {v}" for k, v in STUDENTS.items()))
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                     help="bfloat16 = Keras mixed_bfloat16 policy")
+    ap.add_argument("--student-attention-dropout", type=float, default=None,
+                    help="override the student's attention-probability dropout "
+                         "(default: the preset's 0.1); 0 shows what it costs")
     ap.add_argument("--jit-compile", choices=["false", "true", "auto"], default="false",
                     help="XLA for the train step ('auto' means off on CPU)")
     ap.add_argument("--intra-op-threads", type=int, default=0, help="0: TF default")
