@@ -32,13 +32,18 @@ student's parameters only (not the projections): TextBrewer's own choice.
 import argparse
 import logging
 import math
+import sys
 import tempfile
 import time
 
-import bench_common as common
-import textbrewer
-from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig
-from torch_distill_step import Setup, add_step_args, parse_args, result_fields
+# TextBrewer imports torch.utils.tensorboard, which imports TensorFlow when it
+# is installed (it is, for ours): keep it out, as in a PyTorch-only setup.
+sys.modules.setdefault("tensorflow", None)
+
+import bench_common as common  # noqa: E402
+import textbrewer  # noqa: E402
+from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig  # noqa: E402
+from torch_distill_step import Setup, add_step_args, parse_args, result_fields  # noqa: E402
 
 
 def adaptor(_batch, outputs):
