@@ -5,6 +5,7 @@
 #   pip install -e .[bench]                                # torch, transformers, textbrewer
 #   REPEATS=2 OUT=/tmp/distill_bench bash benchmarks/run_distill_bench.sh
 #   REPEATS=1 bash benchmarks/run_distill_bench.sh minilm_3L192     # one config
+#   THREADS=1 bash benchmarks/run_distill_bench.sh     # every framework on one thread
 #
 # Per repeat and config, one after the other: PyTorch + transformers float32
 # (torch_distill_step.py), ours float32, ours bfloat16 (Keras
@@ -13,7 +14,9 @@
 # per run is appended to $OUT/<who>_<config>_<dtype>.jsonl; the table comes
 # from `distill_speed.py --compare`. Before starting, it waits (up to
 # MAX_WAIT_S) for the 1-minute load average to fall below MAX_LOAD: the 2
-# cores are shared.
+# cores are shared. THREADS (default: the frameworks' own, 2 here) sets the
+# threads of every run alike: with other jobs on the machine, one thread each
+# keeps a descheduled OpenMP thread from stalling torch's parallel regions.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +28,11 @@ MAX_LOAD="${MAX_LOAD:-1.5}"
 MAX_WAIT_S="${MAX_WAIT_S:-1500}"
 TF_FLAGS="${TF_FLAGS---matmul-peak}"   # set to "" to skip the peak
 STEP_ARGS="${STEP_ARGS:-}"   # e.g. "--steps 1 --warmup 1" for a smoke test
+OUR_THREADS="" PEER_THREADS=""
+if [ -n "${THREADS:-}" ]; then
+  OUR_THREADS="--intra-op-threads $THREADS --inter-op-threads $THREADS"
+  PEER_THREADS="--threads $THREADS"
+fi
 export TF_CPP_MIN_LOG_LEVEL=2
 mkdir -p "$OUT"
 
@@ -61,16 +69,16 @@ run() {  # run <jsonl name> <script> <args...>
 for r in $(seq 1 "$REPEATS"); do
   for c in "${CONFIGS[@]}"; do
     # shellcheck disable=SC2086
-    run "torch_${c}_fp32" torch_distill_step.py ${PEER_ARGS[$c]}
+    run "torch_${c}_fp32" torch_distill_step.py ${PEER_ARGS[$c]} $PEER_THREADS
     # shellcheck disable=SC2086
-    run "tf_${c}_fp32" distill_speed.py ${OUR_ARGS[$c]} $TF_FLAGS
+    run "tf_${c}_fp32" distill_speed.py ${OUR_ARGS[$c]} $TF_FLAGS $OUR_THREADS
     # shellcheck disable=SC2086
-    run "tf_${c}_bf16" distill_speed.py ${OUR_ARGS[$c]} --dtype bfloat16 $TF_FLAGS
+    run "tf_${c}_bf16" distill_speed.py ${OUR_ARGS[$c]} --dtype bfloat16 $TF_FLAGS $OUR_THREADS
     # shellcheck disable=SC2086
-    run "torch_${c}_bf16" torch_distill_step.py ${PEER_ARGS[$c]} --dtype bfloat16
+    run "torch_${c}_bf16" torch_distill_step.py ${PEER_ARGS[$c]} --dtype bfloat16 $PEER_THREADS
     if [ "${TEXTBREWER:-1}" = 1 ]; then
       # shellcheck disable=SC2086
-      run "textbrewer_${c}_fp32" textbrewer_step.py ${PEER_ARGS[$c]}
+      run "textbrewer_${c}_fp32" textbrewer_step.py ${PEER_ARGS[$c]} $PEER_THREADS
     fi
   done
 done
