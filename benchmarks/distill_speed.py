@@ -283,12 +283,20 @@ def _json_flops(run):
     return step_flops(shape(run["teacher"]), shape(run["student"]), run["batch"], run["seq"])
 
 
+def _row_order(name):
+    """Rows by configuration, float32 first, ours first, then the peers."""
+    who, rest = name.split("_", 1)
+    config, dtype = rest.rsplit("_", 1)
+    return config, dtype != "fp32", who != "tf", who != "torch", who
+
+
 def compare(paths):
     """Markdown table of result files named `<who>_<config>_<dtype>.jsonl`,
     who = tf (ours), torch or textbrewer, dtype = fp32 or bf16 (as
     run_distill_bench.sh writes them).
 
-    s/step is the median over runs of each run's median step, "best" the
+    Rows come by configuration, float32 first, ours first. s/step is the
+    median over runs of each run's median step, "best" the
     fastest step of all runs (the least disturbed one on a shared machine);
     examples/s and GFLOP/s derive from the median. "ours vs it" = its s/step
     / ours (tf_<config>_<dtype>), for the median and for the best step.
@@ -297,7 +305,7 @@ def compare(paths):
     lowers a measured peak).
     """
     files = {os.path.basename(p).rsplit(".", 1)[0]: common.load_runs(p) for p in paths}
-    files = {name: runs for name, runs in files.items() if runs}
+    files = {name: files[name] for name in sorted(files, key=_row_order) if files[name]}
     step = {name: _median(runs, "step_s", "median") for name, runs in files.items()}
     best = {name: min(r["step_s"]["min"] for r in runs) for name, runs in files.items()}
     peak = {dtype: max((r["matmul_peak_gflop_per_s"] for n, runs in files.items()
