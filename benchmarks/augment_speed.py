@@ -1,14 +1,14 @@
 """Speed of TinyBERT data augmentation: ours (batched) vs the official algorithm.
 
-The TF counterpart of `/work/shared/reference-bench/official_augment_speed.py`:
-same sentences (its `common.lee_sentences`: real news sentences of gensim's
+The TF counterpart of its PyTorch peer `official_augment_speed.py`: same
+sentences (`bench_common.lee_sentences`: real news sentences of gensim's
 lee_background.cor), same vocabulary (bert-base-uncased WordPiece, shipped
 with all-MiniLM-L6-v2), same MLM shape (default BERT-base 12L-768, random
 weights with seed 0: speed only), same GloVe (6B 50d, first 100k words),
 N=20, K=15, p=0.4, and the same JSON field names, printed as ONE line.
 
     python benchmarks/augment_speed.py                        # 40 sentences, all modes
-    python benchmarks/augment_speed.py --sentences 200        # the reference's 200 (slow)
+    python benchmarks/augment_speed.py --sentences 200        # the peer's default 200 (slow)
     python benchmarks/augment_speed.py --mlm-layers 6 --mlm-hidden 384   # MiniLM shape
     python benchmarks/augment_speed.py --modes float32,bfloat16          # ours only
 
@@ -38,16 +38,13 @@ expected) and float32 vs bfloat16 (how often bfloat16 changes a top-K set).
 """
 
 import argparse
-import json
 import os
 import random
-import resource
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE_BENCH = os.environ.get(
-    "REFERENCE_BENCH", os.path.join(REPO, "..", "shared", "reference-bench"))
+import bench_common as common
+
 MODES = ("official", "float32", "bfloat16", "float32-masked",
          "bfloat16-masked")
 
@@ -55,7 +52,7 @@ MODES = ("official", "float32", "bfloat16", "float32-masked",
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sentences", type=int, default=40,
-                   help="real sentences of lee_background.cor (reference: 200)")
+                   help="real sentences of lee_background.cor (the peer's default: 200)")
     p.add_argument("--warmup-sentences", type=int, default=3,
                    help="untimed, taken after the timed ones")
     p.add_argument("--chunk", type=int, default=20,
@@ -73,9 +70,6 @@ def parse_args(argv=None):
     p.add_argument("--tokens-per-batch", type=int, default=8192)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference-bench", default=REFERENCE_BENCH,
-                   help="folder of the reference's common.py "
-                        "(env REFERENCE_BENCH)")
     args = p.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     unknown = set(args.modes) - set(MODES)
@@ -83,17 +77,6 @@ def parse_args(argv=None):
         p.error(f"unknown modes {sorted(unknown)}; choose from {MODES}")
     args.mlm_ffn = args.mlm_ffn or 4 * args.mlm_hidden
     return args
-
-
-def load_common(folder):
-    """The reference's framework-neutral helpers (sentences, RSS, stats)."""
-    if not os.path.exists(os.path.join(folder, "common.py")):
-        raise FileNotFoundError(
-            f"{folder}/common.py not found: pass --reference-bench or set "
-            "REFERENCE_BENCH to the reference-bench folder.")
-    sys.path.insert(0, os.path.abspath(folder))
-    import common
-    return common
 
 
 class Timer:
@@ -178,16 +161,7 @@ class OfficialBatch1:
         t0 = time.perf_counter()
         pieces = ["[CLS]"] + self.wordpiece.encode(
             sentence, add_special_tokens=False).tokens
-        span, seen = [], -1
-        for i in range(1, len(pieces)):
-            if not pieces[i].startswith("##"):
-                seen += 1
-                if seen == index:
-                    span = [i]
-                elif seen > index:
-                    break
-            elif seen == index:
-                span.append(i)
+        span = common.word_span(pieces, index)
         self.timer.add("wordpiece_lookup", time.perf_counter() - t0)
         if len(span) == 1:
             pieces[span[0]] = "[MASK]"
@@ -203,16 +177,7 @@ class OfficialBatch1:
                 options[i] = found or [word]
         self.candidate_table[sentence] = (options, sources)
         t0 = time.perf_counter()
-        out = [sentence]
-        for _ in range(self.N):
-            new = list(words)
-            for i in options:
-                candidate = rng.choice(options[i])
-                if rng.random() < self.p:
-                    new[i] = candidate
-            text = " ".join(new)
-            if text not in out:
-                out.append(text)
+        out = common.generate(sentence, words, options, self.N, self.p, rng)
         self.timer.add("generate", time.perf_counter() - t0)
         return out
 
@@ -246,7 +211,7 @@ def timed_augmenter(augmenter, timer, table):
     return augmenter
 
 
-def rates(total, sentences, counts, timer, per_sentence, common):
+def rates(total, sentences, counts, timer, per_sentence):
     mlm_time = timer.total.get("mlm_total", timer.total.get(
         "mlm_forward", 0.0) + timer.total.get("mlm_other", 0.0))
     glove_time = timer.total.get("glove", 0.0)
@@ -322,7 +287,6 @@ def compare(official, ours16, ours32):
 
 def main(argv=None):
     args = parse_args(argv)
-    common = load_common(args.reference_bench)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
@@ -397,7 +361,7 @@ def main(argv=None):
             f"{m} {totals[m]:.1f}s" for m in runners), file=sys.stderr,
             flush=True)
     results = {mode: rates(totals[mode], len(sentences), counts[mode],
-                           timers[mode], per_chunk[mode], common)
+                           timers[mode], per_chunk[mode])
                for mode in runners}
     official = runners["official"].candidate_table if "official" in runners \
         else None
@@ -429,11 +393,9 @@ def main(argv=None):
         "setup_model_s": setup_model_s,
         "setup_glove_s": setup_glove_s,
         "rss_before_mb": rss_before,
-        "peak_rss_mb": resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "machine": common.machine_info(),
+        "peak_rss_mb": common.peak_rss_mb(),
     }
-    common.emit(common.round_floats(result))
+    common.emit(result)
     return result
 
 

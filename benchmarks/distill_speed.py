@@ -1,8 +1,8 @@
 """Speed of one TinyBERT general-distillation step (`Distiller.train_step`).
 
-The TF counterpart of the PyTorch reference
-`/work/shared/reference-bench/torch_distill_step.py`: same inputs (real text
-from the reference's `common.distill_text_pairs`, seed 42, batch 32, seq 128),
+Ours, timed like its peers `torch_distill_step.py` (PyTorch + transformers)
+and `textbrewer_step.py` (TextBrewer's GeneralDistiller): same inputs (real
+text from `bench_common.distill_text_pairs`, seed 42, batch 32, seq 128),
 same step (teacher forward in inference mode, student forward with dropout,
 attention + hidden losses with one shared projection, backward, global clip
 1.0, AdamW 5e-5), same timing (3 warm-up steps, median of 10) and the same
@@ -13,13 +13,14 @@ JSON field names, printed as ONE line on stdout.
     python benchmarks/distill_speed.py --teacher bert-base --student tinybert-4l-312d
     python benchmarks/distill_speed.py --dtype bfloat16                 # mixed_bfloat16 policy
     python benchmarks/distill_speed.py --matmul-peak                    # this machine's matmul FLOP/s
-    python benchmarks/distill_speed.py --compare OUT/*.jsonl            # ours vs reference table
+    python benchmarks/distill_speed.py --dtype bfloat16 --phases        # where the step's time goes
+    python benchmarks/distill_speed.py --compare OUT/*.jsonl            # ours vs peers table
 
 Each step is one call of the compiled `distiller.train_function` on a
 pre-tokenized batch, timed until its loss is read back. `--phases` also times
 the parts of the step as separate compiled functions (teacher forward, student
 forward, forward + loss, gradients) and reports their differences under the
-reference's phase names.
+phase names of torch_distill_step.py.
 
 FLOPs of a step (multiply-add = 2 FLOPs; B batch, T sequence, per encoder of
 L layers, width H, FFN width F):
@@ -34,29 +35,17 @@ L layers, width H, FFN width F):
 """
 
 import argparse
-import json
 import math
 import os
 import statistics
-import sys
 import time
+from types import SimpleNamespace
 
-REFERENCE_BENCH = os.environ.get("REFERENCE_BENCH",
-                                 "/work/shared/reference-bench")
-STUDENTS = {"3l-312": "tinybert-3l-312d (reference default)",
+import bench_common as common
+
+STUDENTS = {"3l-312": "3 layers of TinyBERT4's width (the peers' default)",
             "tinybert-3l-192d": "our default student",
             "tinybert-4l-312d": "TinyBERT4"}
-
-
-def load_common():
-    """The reference's framework-neutral helpers (text, RSS, statistics)."""
-    if not os.path.exists(os.path.join(REFERENCE_BENCH, "common.py")):
-        raise FileNotFoundError(
-            f"{REFERENCE_BENCH}/common.py not found: set REFERENCE_BENCH to the "
-            "reference-bench folder (it holds the shared input text).")
-    sys.path.insert(0, REFERENCE_BENCH)
-    import common
-    return common
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -96,7 +85,7 @@ def matmul_peak(tf, dtype, size=2048, chain=8, repeats=7):
 # ---------------------------------------------------------------- models
 
 def student_config(name, BertConfig):
-    if name == "3l-312":  # the reference's default: 3 layers of TinyBERT4's width
+    if name == "3l-312":  # the peers' default: 3 layers of TinyBERT4's width
         return BertConfig.from_preset("tinybert-4l-312d").replace(num_layers=3)
     return BertConfig.from_preset(name)
 
@@ -112,11 +101,14 @@ def build_models(args):
         teacher = checkpoint.load_backbone(assets.minilm_dir())
     else:
         teacher = BertBackbone(BertConfig.from_preset("bert-base-uncased"))
-    student = BertBackbone(student_config(args.student, BertConfig))
+    config = student_config(args.student, BertConfig)
+    if args.student_attention_dropout is not None:
+        config = config.replace(attention_dropout=args.student_attention_dropout)
+    student = BertBackbone(config)
     return teacher, student
 
 
-def make_batches(tf, common, vocab_file, n_batches, batch, seq, seed):
+def make_batches(tf, vocab_file, n_batches, batch, seq, seed):
     from tinybert_tf.tokenizer import BertTextTokenizer
 
     pairs = common.distill_text_pairs(n_batches * batch, seed=seed)
@@ -178,7 +170,6 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    common = load_common()
     if args.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     if args.intra_op_threads:
@@ -200,7 +191,7 @@ def run(args):
     n_batches = args.warmup + args.steps
     vocab = os.path.join(assets.minilm_dir(), "vocab.txt")
     batches, pad_fraction, n_words = make_batches(
-        tf, common, vocab, n_batches, args.batch, args.seq, args.seed)
+        tf, vocab, n_batches, args.batch, args.seq, args.seed)
     setup_s = time.perf_counter() - t_setup
 
     rss_before = common.current_rss_mb()
@@ -228,6 +219,7 @@ def run(args):
         "student": {"layers": s_cfg.num_layers, "hidden": s_cfg.hidden_size,
                     "heads": s_cfg.num_heads, "ffn": s_cfg.intermediate_size,
                     "params": student.count_params(),
+                    "attention_dropout": s_cfg.attention_dropout,
                     "fit_dense_params": sum(d.count_params() for d in distiller.projections)},
         "k": k,
         "att_map": [t for _, t in distiller.mapping.attention_pairs()],
@@ -239,7 +231,7 @@ def run(args):
         "step_gflop": flops / 1e9,
         "achieved_gflop_per_s": flops / st["median"] / 1e9,
         "loss_first": losses[0], "loss_last": losses[-1],
-        "data": {"source": "lee_background.cor + enwiki excerpt (gensim test data)",
+        "data": {"source": common.TEXT_SOURCE,
                  "pad_fraction": pad_fraction, "words": n_words},
         "setup_s": setup_s,
         "rss_before_steps_mb": rss_before,
@@ -259,91 +251,96 @@ def run(args):
         peak = matmul_peak(tf, "bfloat16" if args.dtype == "bfloat16" else "float32")
         result["matmul_peak_gflop_per_s"] = peak / 1e9
         result["fraction_of_matmul_peak"] = flops / st["median"] / peak
-    result["machine"] = common.machine_info()
-    common.emit(common.round_floats(result))
+    common.emit(result)
     return result
 
 
 def peak_only(args):
     import tensorflow as tf
-    common = load_common()
     result = {"bench": "tf_matmul_peak", "size": 2048,
               "framework": f"tensorflow {tf.__version__}"}
     for dtype in ("float32", "bfloat16"):
         result[f"{dtype}_gflop_per_s"] = matmul_peak(tf, dtype) / 1e9
-    result["machine"] = common.machine_info()
-    common.emit(common.round_floats(result))
+    common.emit(result)
 
 
 # ---------------------------------------------------------------- comparison
 
+def _median(runs, *path):
+    values = []
+    for run in runs:
+        for key in path:
+            run = run.get(key) if isinstance(run, dict) else None
+        if run is not None:
+            values.append(run)
+    return statistics.median(values) if values else None
+
+
+def _json_flops(run):
+    """step_flops from a result line's teacher/student fields."""
+    shape = lambda m: SimpleNamespace(num_layers=m["layers"], hidden_size=m["hidden"],
+                                      intermediate_size=m["ffn"])
+    return step_flops(shape(run["teacher"]), shape(run["student"]), run["batch"], run["seq"])
+
+
+def _row_order(name):
+    """Rows by configuration, float32 first, ours first, then the peers."""
+    who, rest = name.split("_", 1)
+    config, dtype = rest.rsplit("_", 1)
+    return config, dtype != "fp32", who != "tf", who != "torch", who
+
+
 def compare(paths):
-    """Markdown table: each TF file against the reference file it names.
+    """Markdown table of result files named `<who>_<config>_<dtype>.jsonl`,
+    who = tf (ours), torch or textbrewer, dtype = fp32 or bf16 (as
+    run_distill_bench.sh writes them).
 
-    s/step is the median over runs of each run's median step; examples/s and
-    the ratio (reference s/step / ours) derive from it. A TF file `tf_<config>_<dtype>.jsonl` is compared with `<config>.jsonl`
-    (the reference's naming) in the same folder.
+    Rows come by configuration, float32 first, ours first. s/step is the
+    median over runs of each run's median step, "best" the
+    fastest step of all runs (the least disturbed one on a shared machine);
+    examples/s and GFLOP/s derive from the median. "ours vs it" = its s/step
+    / ours (tf_<config>_<dtype>), for the median and for the best step.
+    % of peak: against the best matmul peak of the dtype measured by our
+    runs (`--matmul-peak`) among the files given (a busy machine only
+    lowers a measured peak).
     """
-    sys.path.insert(0, REFERENCE_BENCH)
-    from summarize import load
-
-    def median(runs, *path):
-        values = []
-        for run in runs:
-            for key in path:
-                run = run.get(key) if isinstance(run, dict) else None
-            if run is not None:
-                values.append(run)
-        return statistics.median(values) if values else None
-
-    rows = ["| config | runs | s/step | examples/s | vs torch fp32 | vs torch bf16 "
-            "| peak RSS MB | GFLOP/s | % of matmul peak |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for path in paths:
-        runs = load(path)
-        if not runs:
-            continue
-        name = os.path.basename(path).rsplit(".", 1)[0]
-        step = median(runs, "step_s", "median")
-        speed = runs[0]["batch"] / step
-        ratios = []
-        if name.startswith("tf_"):
-            config, dtype = name[3:].rsplit("_", 1)
-            references = [config] + (["torchbf16_" + config] if dtype == "bf16" else [])
-            for ref_name in references:
-                ref_path = os.path.join(os.path.dirname(path), ref_name + ".jsonl")
-                ref = load(ref_path) if os.path.exists(ref_path) else None
-                ratios.append(f"{median(ref, 'step_s', 'median') / step:.2f}x"
-                              if ref else "")
-        ratios += [""] * (2 - len(ratios))
-        flops = median(runs, "achieved_gflop_per_s")
-        peak = median(runs, "fraction_of_matmul_peak")
-        rows.append(
-            f"| {name} | {len(runs)} | {step:.3f} "
-            f"| {speed:.2f} | {ratios[0]} | {ratios[1]} | {median(runs, 'peak_rss_mb'):.0f} "
-            f"| {'' if flops is None else f'{flops:.0f}'} "
-            f"| {'' if peak is None else f'{100 * peak:.0f}%'} |")
+    files = {os.path.basename(p).rsplit(".", 1)[0]: common.load_runs(p) for p in paths}
+    files = {name: files[name] for name in sorted(files, key=_row_order) if files[name]}
+    step = {name: _median(runs, "step_s", "median") for name, runs in files.items()}
+    best = {name: min(r["step_s"]["min"] for r in runs) for name, runs in files.items()}
+    peak = {dtype: max((r["matmul_peak_gflop_per_s"] for n, runs in files.items()
+                        if n.endswith(dtype) for r in runs
+                        if "matmul_peak_gflop_per_s" in r), default=None)
+            for dtype in ("fp32", "bf16")}
+    rows = ["| file | runs | s/step (best) | examples/s | ours vs it (best) | GFLOP/s "
+            "| % of matmul peak | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in files.items():
+        who, rest = name.split("_", 1)
+        config, dtype = rest.rsplit("_", 1)
+        ours = f"tf_{config}_{dtype}"
+        ratio = (f"{step[name] / step[ours]:.2f}x ({best[name] / best[ours]:.2f}x)"
+                 if who != "tf" and ours in step else "")
+        gflops = _json_flops(runs[0]) / step[name] / 1e9
+        share = f"{100 * gflops / peak[dtype]:.0f}%" if peak.get(dtype) else ""
+        rows.append(f"| {name} | {len(runs)} | {step[name]:.3f} ({best[name]:.3f}) "
+                    f"| {runs[0]['batch'] / step[name]:.2f} | {ratio} | {gflops:.0f} "
+                    f"| {share} | {_median(runs, 'peak_rss_mb'):.0f} |")
     print("\n".join(rows))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps")
-    ap.add_argument("--teacher", choices=["minilm", "bert-base"], default="minilm",
-                    help="minilm: real all-MiniLM-L6-v2 (6L-384); bert-base: random 12L-768")
+    common.add_step_args(ap)
     ap.add_argument("--student", choices=sorted(STUDENTS), default="3l-312",
                     help="; ".join(f"{k}: {v}" for k, v in STUDENTS.items()))
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                     help="bfloat16 = Keras mixed_bfloat16 policy")
+    ap.add_argument("--student-attention-dropout", type=float, default=None,
+                    help="override the student's attention-probability dropout "
+                         "(default: the preset's 0.1); 0 shows what it costs")
     ap.add_argument("--jit-compile", choices=["false", "true", "auto"], default="false",
                     help="XLA for the train step ('auto' means off on CPU)")
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--intra-op-threads", type=int, default=0, help="0: TF default")
     ap.add_argument("--inter-op-threads", type=int, default=0, help="0: TF default")
     ap.add_argument("--phases", action="store_true",
@@ -353,7 +350,7 @@ def main(argv=None):
     ap.add_argument("--peak-only", action="store_true",
                     help="only measure float32 and bfloat16 matmul peaks")
     ap.add_argument("--compare", nargs="+", metavar="JSONL",
-                    help="print ours-vs-reference table from result files")
+                    help="print the ours-vs-peers table of result files")
     args = ap.parse_args(argv)
     if args.compare:
         return compare(args.compare)

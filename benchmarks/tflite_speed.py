@@ -100,25 +100,37 @@ def convert_variants(name, model, vocabulary, inputs, variants,
     return converted
 
 
-def interleaved_latency(converted, rounds):
-    """Median and min ms per model, timed in turns (one invoke per model per
-    round) so that a load change on a shared machine hits every model alike."""
-    runners = [(runtimes.LiteRTClassifier(content, num_threads=1),
-                {k: v[:1]
-                 for k, v in signature.to_tflite_inputs(inputs).items()})
-               for _, content, inputs in converted]
-    for runner, one in runners:  # warm-up
-        for _ in range(3):
-            runner.predict_one(one)
-    times = [[] for _ in runners]
+def time_interleaved(calls, rounds, warmup=3):
+    """[(median ms, min ms)] of each no-argument call, timed in turns (one
+    call of each per round) so that a load change on a shared machine hits
+    every one alike."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    times = [[] for _ in calls]
     for _ in range(rounds):
-        for (runner, one), spent in zip(runners, times):
+        for call, spent in zip(calls, times):
             start = time.perf_counter()
-            runner.predict_one(one)
+            call()
             spent.append(1000.0 * (time.perf_counter() - start))
-    for (row, _, _), spent in zip(converted, times):
-        row["latency_ms"] = round(float(np.median(spent)), 2)
-        row["latency_min_ms"] = round(float(np.min(spent)), 2)
+    return [(round(float(np.median(t)), 2), round(float(np.min(t)), 2))
+            for t in times]
+
+
+def litert_call(content, inputs):
+    """A no-argument call of the .tflite `content` on the first input row
+    (LiteRT, one thread)."""
+    runner = runtimes.LiteRTClassifier(content, num_threads=1)
+    one = {k: v[:1] for k, v in signature.to_tflite_inputs(inputs).items()}
+    return lambda: runner.predict_one(one)
+
+
+def interleaved_latency(converted, rounds):
+    """Median and min ms per converted model (LiteRT, batch 1, one thread)."""
+    calls = [litert_call(content, inputs) for _, content, inputs in converted]
+    for (row, _, _), (median, least) in zip(converted,
+                                            time_interleaved(calls, rounds)):
+        row["latency_ms"], row["latency_min_ms"] = median, least
 
 
 def one_op_models(content):
