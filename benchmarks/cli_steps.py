@@ -52,9 +52,10 @@ def run_clis(args, out):
             "--baseline-epochs", "1", "--eval-every", "0", "--quiet"]
     general = ["-m", "trainers.general", "--output-dir",
                os.path.join(out, "general"), "--steps", str(args.steps),
-               "--save-every", str(args.steps // 2), "--quiet"]
+               "--save-every", str(args.steps // 2)]
     for command in (task, general):
-        subprocess.run([sys.executable, *command], check=True, env=env)
+        subprocess.run([sys.executable, *command], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
     steps = {}
     with open(times, encoding="utf-8") as f:
         for line in f:

@@ -47,7 +47,7 @@ from export.mask_value import (choose_mask_value, mask_value_effect,
 from export.preflight import (QAT_CHECKPOINT, REPORT_FILE, check_labels,
                               check_output, export_entries, stale_entries)
 from export.runtimes import keras_probabilities
-from export.signature import (DEFAULT_SEQUENCE_LENGTH, check_sequence_length,
+from export.signature import (check_sequence_length, export_sequence_length,
                               export_saved_model)
 from tinybert_tf import files
 
@@ -63,7 +63,8 @@ class ExportOptions:
 
     Attributes:
         variants: some of VARIANTS (a sequence or a comma-separated string).
-        sequence_length: the fixed input length L of the .tflite files.
+        sequence_length: the fixed input length L of the .tflite files
+            (None: the student's training length, else 128).
         trim_vocab: keep only the word-pieces of the training text.
         overwrite: replace the export files of an existing output folder
             (one holding anything else is refused).
@@ -97,7 +98,7 @@ class ExportOptions:
     """
 
     variants: tuple = VARIANTS
-    sequence_length: int = DEFAULT_SEQUENCE_LENGTH
+    sequence_length: int | None = None
     trim_vocab: bool = False
     overwrite: bool = False
     eval_split: str = "test"
@@ -155,6 +156,9 @@ def export_classifier(checkpoint_dir, output_dir, options=None, data=None):
     options = options or ExportOptions()
     output_dir = os.path.abspath(os.fspath(output_dir))
     ckpt = _read_student(checkpoint_dir, output_dir, options)
+    options = dataclasses.replace(options, sequence_length=(
+        export_sequence_length(options.sequence_length, ckpt.extras)))
+    check_sequence_length(ckpt.config, options.sequence_length)
     vocabulary = ckpt.vocabulary()
     qat = quantize.has_fake_quant_ranges(ckpt)
     tokenizer = BertTextTokenizer(vocabulary,
@@ -271,7 +275,6 @@ def _read_student(checkpoint_dir, output_dir, options):
             f"Checkpoint {checkpoint_dir} has no classification head "
             "(no classifier.* tensors): export a fine-tuned / task-distilled "
             "student, not a general-distillation backbone.")
-    check_sequence_length(ckpt.config, options.sequence_length)
     return ckpt
 
 

@@ -31,6 +31,14 @@ SIGNATURE = "serving_default"
 DEFAULT_SEQUENCE_LENGTH = 128
 
 
+def export_sequence_length(given, extras):
+    """`given`, else the student's training length (its checkpoint's
+    `sequence_length` extra), else DEFAULT_SEQUENCE_LENGTH."""
+    if given is not None:
+        return int(given)
+    return int(extras.get("sequence_length") or DEFAULT_SEQUENCE_LENGTH)
+
+
 def to_model_inputs(inputs):
     """TFLite-named inputs -> the dict tinybert_tf models take."""
     return {model: inputs[tflite]

@@ -42,7 +42,7 @@ from export.classifier import (REPORT_FILE, AccuracyDropError, ExportOptions,
                                export_classifier)
 from export.convert import VARIANTS
 from export.quantize import QATOptions
-from export.signature import DEFAULT_SEQUENCE_LENGTH
+from export.signature import DEFAULT_SEQUENCE_LENGTH, export_sequence_length
 from tinybert_tf import console
 
 
@@ -150,11 +150,9 @@ def check_args(args):
     OSError naming the flag) before anything is loaded."""
     preflight.check_flags(args)
     config = preflight.check_checkpoint(args.checkpoint)
-    if args.sequence_length is None:
-        args.sequence_length = int(config.get("tinybert", {}).get(
-            "sequence_length") or DEFAULT_SEQUENCE_LENGTH)
-    preflight.check_sequence_length(args.sequence_length, config,
-                                    args.checkpoint)
+    length = export_sequence_length(args.sequence_length,
+                                    config.get("tinybert", {}))
+    preflight.check_sequence_length(length, config, args.checkpoint)
     preflight.check_output(args.output, args.checkpoint, args.overwrite)
 
 

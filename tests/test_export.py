@@ -529,3 +529,21 @@ def test_command_line(setup, tmp_path):
     with open(os.path.join(output, classifier.REPORT_FILE)) as f:
         assert json.load(f)["label_names"] == LABELS
     assert tflite.main(args) == 2  # exists: refused (error: ..., exit 2)
+
+
+def test_the_files_take_the_students_training_length(setup, tmp_path):
+    """Without a sequence length the export uses the one the student was
+    trained at (trainers.task may choose it), and the CLI checks that one."""
+    student = str(tmp_path / "student")
+    checkpoint.save(setup["model"], student, setup["vocabulary"],
+                    extras={"sequence_length": LENGTH})
+    report = export_classifier(student, str(tmp_path / "out"), ExportOptions(
+        variants="float32", mediapipe_check=0, latency_runs=1),
+        data=setup["data"])
+    assert report["sequence_length"] == LENGTH
+    checkpoint.save(setup["model"], str(tmp_path / "long"),
+                    setup["vocabulary"], extras={"sequence_length": 65})
+    with pytest.raises(ValueError, match="--sequence-length 65 exceeds"):
+        tflite.check_args(tflite.parse_args([
+            "--checkpoint", str(tmp_path / "long"), "--output",
+            str(tmp_path / "out2")]))
