@@ -50,7 +50,7 @@ SETTINGS = {
         "export": [],  # at the student's training length
     },
     "quick": {
-        "general": ["--steps", "30", "--save-every", "10"],
+        "general": ["--steps", "10", "--save-every", "5"],
         "task": ["--quick"],
         "export": [],
     },
