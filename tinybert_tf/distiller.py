@@ -232,9 +232,8 @@ class Distiller(BuiltBeforeFit, keras.Model):
         return losses
 
     def _losses_for(self, data, training):
-        inputs, labels, teacher_logits = (
-            tuple(data) + (None,) * 2 if isinstance(data, (tuple, list))
-            else (data, None, None))[:3]
+        inputs, labels, teacher_logits = keras.utils.unpack_x_y_sample_weight(
+            data)
         if (self.stage == "prediction" and teacher_logits is not None
                 and not self.teacher_training):
             # Computed once before the fit (`teacher_outputs`): only the

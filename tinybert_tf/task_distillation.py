@@ -428,9 +428,9 @@ class TaskDistillation:
                    projections)
         return projections, losses, reused
 
-    def _pipeline(self, data, targets=None):
+    def _pipeline(self, data):
         return self.inputs.make(self.inputs.train if data is None else data,
-                                shuffle=True, targets=targets)
+                                shuffle=True)
 
     def teacher_scores(self):
         """The teacher's scores on dev (+ extra dev) and test."""
@@ -452,14 +452,13 @@ class TaskDistillation:
         self.say(f"Step 2 (prediction layer): {c.prediction_epochs} epochs, "
                  f"lr {c.prediction_lr}, warm-up {c.warmup}, dev {every}"
                  f"{self._teacher_logits_line()}.")
-        targets = None
-        if self.teacher_logits is not None:
-            targets = self.teacher_logits.logits(
-                self.inputs.train if data is None else data)
+        data = self.inputs.train if data is None else data
+        targets = (None if self.teacher_logits is None
+                   else self.teacher_logits.logits(data))
         best = self.inputs.best_on_dev(self.student, c.eval_every,
                                        self.verbose, "student dev")
         self.inputs.training.distill(
-            distiller, self._pipeline(data, targets),
+            distiller, self.inputs.make(data, shuffle=True, targets=targets),
             c.train_options(c.prediction_epochs, c.prediction_lr),
             callbacks=[best, *self.callbacks("prediction")],
             verbose=self.verbose)
