@@ -50,7 +50,9 @@ class BertBackbone(keras.Model):
       - `embeddings`: the embedding-layer output [batch, T, H];
       - `hidden_states`: L+1 tensors, `embeddings` then every layer output;
       - `attention_scores`: L tensors [batch, heads, T, T], pre-softmax
-        QK^T/sqrt(d) + additive mask (`config.attention_mask_value`);
+        QK^T/sqrt(d) + additive mask (`config.attention_mask_value`); in a
+        pruned model layer i has `config.layer_num_heads(i)` heads (maybe 0),
+        the original heads `config.layer_heads(i)`;
       - `sequence_output`: the last hidden state;
       - `pooled_output`: tanh(dense(h_[CLS])).
     """
@@ -65,11 +67,12 @@ class BertBackbone(keras.Model):
             c.type_vocab_size, c.hidden_dropout, c.layer_norm_eps,
             c.initializer_range, dtype=policy, name="embeddings")
         self.transformer_layers = [
-            TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size,
+            TransformerBlock(c.hidden_size, c.layer_num_heads(i),
+                             c.layer_intermediate_size(i),
                              c.hidden_act, c.hidden_dropout,
                              c.attention_dropout, c.layer_norm_eps,
-                             c.initializer_range, dtype=policy,
-                             name=f"transformer_layer_{i}")
+                             c.initializer_range, head_size=c.head_size,
+                             dtype=policy, name=f"transformer_layer_{i}")
             for i in range(c.num_layers)]
         self.pooler = keras.layers.Dense(
             c.hidden_size, activation="tanh", dtype=policy,

@@ -11,6 +11,17 @@ The project's own format is a Hugging Face BERT directory: `config.json`
 (with a `tinybert` section for what HF has no field for), `model.safetensors`
 and `vocab.txt`. It therefore also loads in `transformers`.
 
+A pruned model (`BertConfig.heads_kept` / `intermediate_sizes`, see
+`tinybert_tf.pruning`) is written at its UNPRUNED shapes, the removed heads
+and FFN neurons as zero blocks: `transformers` 5.x has no `pruned_heads`
+any more (4.x had it, for heads only) and no version has per-layer FFN
+widths, while a zero head (its value and output weights 0) and a zero
+neuron (weights and bias 0, GELU(0) = 0) contribute exactly nothing, so
+`transformers.BertModel` gives the pruned model's hidden states. Reading
+cuts the zero blocks away again (`compact_pruned`), so the model that is
+built is the small one; tensors already at the pruned shapes (a
+transformers 4.x `pruned_heads` checkpoint) are taken as they are.
+
 Example:
 >>> import tempfile
 >>> from tinybert_tf import checkpoint
@@ -122,7 +133,7 @@ def _read_hf_directory(directory):
         raise ValueError(f"{config_path} is not a valid BERT config "
                          f"({type(error).__name__}: {error}).") from None
     vocab_file = os.path.join(directory, VOCAB)
-    return Checkpoint(config, _read_weights(directory),
+    return Checkpoint(config, compact_pruned(_read_weights(directory), config),
                       vocab_file if os.path.exists(vocab_file) else None,
                       _extras(raw), source=directory)
 
@@ -343,8 +354,9 @@ def backbone_variables(backbone, prefix="bert."):
     for i, layer in enumerate(backbone.transformer_layers):
         p = f"{prefix}encoder.layer.{i}."
         for part in ("query", "key", "value"):
-            names.update(_dense(getattr(layer.attention, part),
-                                f"{p}attention.self.{part}"))
+            if layer.num_heads:  # a layer pruned of every head has none
+                names.update(_dense(getattr(layer.attention, part),
+                                    f"{p}attention.self.{part}"))
         names.update(_dense(layer.attention_output, p + "attention.output.dense"))
         names.update(_layer_norm(layer.attention_layer_norm,
                                  p + "attention.output.LayerNorm"))
@@ -423,6 +435,93 @@ def assign(model, checkpoint, required_prefixes=("bert.",)):
                 f"{tuple(variable.shape)[::-1 if transposed else 1]}.")
         variable.assign(value.astype(variable.dtype))
     return missing
+
+
+# ---------------------------------------------------------------- pruning
+
+_LAYER_TENSOR = re.compile(
+    r"^(?P<prefix>(?:.*\.)?)encoder\.layer\.(?P<layer>\d+)\.(?P<part>"
+    r"attention\.self\.(?:query|key|value)|attention\.output\.dense|"
+    r"intermediate\.dense|output\.dense)\.(?P<kind>weight|bias)$")
+
+
+def _pruned_index(config, layer, part):
+    """(axis of the HF tensor that is pruned, kept positions along it in the
+    unpruned tensor) of one layer tensor; None if `part` is not pruned."""
+    if part.startswith("attention."):
+        heads = config.layer_heads(layer)
+        if len(heads) == config.num_heads:
+            return None
+        d = config.head_size
+        kept = np.asarray([h * d + j for h in heads for j in range(d)],
+                          dtype=np.int64)
+        return (1 if part == "attention.output.dense" else 0), kept
+    width = config.layer_intermediate_size(layer)
+    if width == config.intermediate_size:
+        return None
+    return (1 if part == "output.dense" else 0), np.arange(width)
+
+
+def _layer_tensors(weights, config):
+    for name, value in weights.items():
+        match = _LAYER_TENSOR.match(name)
+        if not match or int(match["layer"]) >= config.num_layers:
+            continue
+        if match["kind"] == "bias" and match["part"].endswith("output.dense"):
+            continue  # an output projection's bias keeps its size
+        index = _pruned_index(config, int(match["layer"]), match["part"])
+        if index is not None:
+            axis = 0 if match["kind"] == "bias" else index[0]
+            yield name, value, axis, index[1], match["part"]
+
+
+def compact_pruned(weights, config):
+    """HF-named `weights` with the zero blocks of a pruned `config` cut
+    away (tensors already at the pruned shapes are kept)."""
+    if not config.is_pruned:
+        return weights
+    out = dict(weights)
+    for name, value, axis, kept, part in _layer_tensors(weights, config):
+        full = (config.num_heads * config.head_size
+                if part.startswith("attention.") else config.intermediate_size)
+        if value.shape[axis] == full:
+            out[name] = np.take(value, kept, axis=axis)
+        elif value.shape[axis] != len(kept):
+            raise ValueError(
+                f"Tensor {name!r} has shape {tuple(value.shape)}: neither the "
+                f"unpruned ({full}) nor the pruned ({len(kept)}) size of its "
+                "layer in config.json (heads_kept / intermediate_sizes).")
+    return out
+
+
+def pad_pruned(tensors, config, prefix="bert."):
+    """The inverse of `compact_pruned`: HF-named tensors of a pruned model at
+    the unpruned shapes, removed heads and neurons as zeros (a layer without
+    heads gets zero query/key/value tensors)."""
+    if not config.is_pruned:
+        return tensors
+    out = dict(tensors)
+    h, full_heads = config.hidden_size, config.num_heads * config.head_size
+    for i in range(config.num_layers):
+        if config.layer_num_heads(i):
+            continue
+        for part in ("query", "key", "value"):
+            name = f"{prefix}encoder.layer.{i}.attention.self.{part}"
+            out[name + ".weight"] = np.zeros((full_heads, h), np.float32)
+            out[name + ".bias"] = np.zeros((full_heads,), np.float32)
+    for name, value, axis, kept, part in _layer_tensors(tensors, config):
+        if value.shape[axis] != len(kept):
+            continue  # a zero tensor made above
+        full = (full_heads if part.startswith("attention.")
+                else config.intermediate_size)
+        shape = list(value.shape)
+        shape[axis] = full
+        padded = np.zeros(shape, np.float32)
+        where = [slice(None)] * value.ndim
+        where[axis] = kept
+        padded[tuple(where)] = value
+        out[name] = padded
+    return out
 
 
 # ---------------------------------------------------------------- building
@@ -526,6 +625,7 @@ def save(model, directory, vocabulary, extra_weights=None, extras=None,
     for name, (variable, transposed) in model_variables(model).items():
         value = np.asarray(variable.numpy(), dtype=np.float32)
         tensors[name] = np.ascontiguousarray(value.T if transposed else value)
+    tensors = pad_pruned(tensors, config)
     for name, value in (extra_weights or {}).items():
         tensors[name] = np.ascontiguousarray(np.asarray(value, np.float32))
 

@@ -68,7 +68,9 @@ class Distiller(BuiltBeforeFit, keras.Model):
     Args:
         teacher, student: `BertBackbone`s (general distillation) or
             `BertClassifier`s (task distillation). Same vocabulary required;
-            the attention loss needs the same number of heads.
+            the attention loss needs the same number of heads (for a pruned
+            student: of its unpruned config; each remaining head is paired
+            with the teacher head of its original index).
         mapping: a `LayerMapping` (default: uniform over their depths).
         stage: "intermediate", "prediction" or "all".
         projection: "shared" (one W for every hidden state, as the official
@@ -185,6 +187,21 @@ class Distiller(BuiltBeforeFit, keras.Model):
 
     # ------------------------------------------------------------ losses
 
+    def pruned_attention_loss(self, layer, student_scores, teacher_scores,
+                              padding_mask):
+        """The attention loss of student layer `layer` (0-based): a pruned
+        student's remaining heads are compared with the teacher heads of
+        the same original index (`BertConfig.layer_heads`); a layer without
+        heads adds 0."""
+        config = self.student.config
+        heads = config.layer_heads(layer)
+        if not heads:
+            return ops.zeros((), "float32")
+        if len(heads) != config.num_heads:
+            teacher_scores = ops.take(teacher_scores, list(heads), axis=1)
+        return self.attention_loss(student_scores, teacher_scores,
+                                   padding_mask)
+
     def compute_losses(self, student_out, teacher_out, padding_mask,
                        labels=None):
         """All loss components as a dict of float32 scalars, `loss` the sum."""
@@ -202,8 +219,8 @@ class Distiller(BuiltBeforeFit, keras.Model):
             for (s_att, t_att), (m, t_m) in zip(
                     self.mapping.attention_pairs(),
                     self.mapping.hidden_pairs(include_embeddings=False)):
-                attention = self.attention_loss(
-                    student_out["attention_scores"][s_att],
+                attention = self.pruned_attention_loss(
+                    s_att, student_out["attention_scores"][s_att],
                     teacher_out["attention_scores"][t_att], padding_mask)
                 hidden = self.hidden_loss(self.project(m, s_hidden[m]),
                                           t_hidden[t_m], padding_mask)

@@ -229,25 +229,36 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
     FAKE_QUANT_POINTS = ("query", "key", "value", "scores", "probs", "context")
 
     def __init__(self, hidden_size, num_heads, dropout=0.1,
-                 initializer_range=0.02, **kwargs):
+                 initializer_range=0.02, head_size=None, **kwargs):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
-            raise ValueError(f"hidden_size={hidden_size} is not divisible by "
-                             f"num_heads={num_heads}.")
+        if head_size is None:
+            if num_heads <= 0 or hidden_size % num_heads:
+                raise ValueError(f"hidden_size={hidden_size} is not divisible "
+                                 f"by num_heads={num_heads}.")
+            head_size = hidden_size // num_heads
+        if num_heads < 0 or head_size <= 0:
+            raise ValueError(f"SelfAttention needs num_heads >= 0 and "
+                             f"head_size > 0, got {num_heads} and {head_size}.")
         self.hidden_size = hidden_size
         self.num_heads = num_heads
-        self.head_size = hidden_size // num_heads
+        self.head_size = head_size
+        # A pruned layer keeps fewer heads of the original size (possibly
+        # none: then it has no weights and its context is empty).
+        self.all_head_size = num_heads * head_size
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
         self.query, self.key, self.value = (
-            keras.layers.Dense(hidden_size, kernel_initializer=_initializer(initializer_range),
+            keras.layers.Dense(self.all_head_size,
+                               kernel_initializer=_initializer(initializer_range),
                                dtype=self.dtype_policy, name=name)
+            if num_heads else None
             for name in ("query", "key", "value"))
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, hidden_shape, bias_shape=None):
         for dense in (self.query, self.key, self.value):
-            dense.build(hidden_shape)
+            if dense is not None:
+                dense.build(hidden_shape)
 
     def _split_heads(self, x):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -255,6 +266,10 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
         return ops.transpose(x, (0, 2, 1, 3))  # [batch, heads, T, d]
 
     def call(self, hidden, bias, training=None):
+        if not self.num_heads:
+            batch, length = ops.shape(hidden)[0], ops.shape(hidden)[1]
+            return (ops.zeros((batch, length, 0), hidden.dtype),
+                    ops.zeros((batch, 0, length, length), "float32"))
         q, k, v = (self._split_heads(self.fake_quant_point(
             name, dense(hidden), training)) for name, dense in (
             ("query", self.query), ("key", self.key), ("value", self.value)))
@@ -268,17 +283,23 @@ class SelfAttention(FakeQuantPoints, keras.layers.Layer):
         context = self.fake_quant_point("context", context, training)
         context = ops.transpose(context, (0, 2, 1, 3))
         batch, length = ops.shape(context)[0], ops.shape(context)[1]
-        return ops.reshape(context, (batch, length, self.hidden_size)), scores
+        return ops.reshape(context, (batch, length, self.all_head_size)), scores
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,
                 "num_heads": self.num_heads, "dropout": self.dropout_rate,
-                "initializer_range": self.initializer_range}
+                "initializer_range": self.initializer_range,
+                "head_size": self.head_size}
 
 
 @keras.saving.register_keras_serializable(package="tinybert_tf")
 class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
-    """Post-LayerNorm BERT block: returns (output, attention scores)."""
+    """Post-LayerNorm BERT block: returns (output, attention scores).
+
+    `head_size` (default hidden_size // num_heads) lets a pruned block keep
+    fewer heads of the original size; `num_heads=0` is a block whose
+    attention sub-layer adds only the output bias.
+    """
 
     FAKE_QUANT_POINTS = ("attention_output", "attention_residual", "attended",
                          "intermediate", "activation", "output_dense",
@@ -286,7 +307,8 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
 
     def __init__(self, hidden_size, num_heads, intermediate_size,
                  hidden_act="gelu", hidden_dropout=0.1, attention_dropout=0.1,
-                 layer_norm_eps=1e-12, initializer_range=0.02, **kwargs):
+                 layer_norm_eps=1e-12, initializer_range=0.02, head_size=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
@@ -298,8 +320,9 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
         self.initializer_range = initializer_range
         policy = self.dtype_policy
         self.attention = SelfAttention(hidden_size, num_heads, attention_dropout,
-                                       initializer_range, dtype=policy,
-                                       name="attention")
+                                       initializer_range, head_size,
+                                       dtype=policy, name="attention")
+        self.head_size = self.attention.head_size
         self.attention_output = keras.layers.Dense(
             hidden_size, kernel_initializer=_initializer(initializer_range), dtype=policy,
             name="attention_output")
@@ -319,7 +342,10 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
     def build(self, hidden_shape, bias_shape=None):
         inner_shape = tuple(hidden_shape[:-1]) + (self.intermediate_size,)
         self.attention.build(hidden_shape)
-        self.attention_output.build(hidden_shape)
+        self.attention_output.build(tuple(hidden_shape[:-1]) + (
+            self.attention.all_head_size,))
+        if not self.num_heads:  # a [0, H] kernel: nothing to train
+            self.attention_output.kernel.trainable = False
         self.attention_layer_norm.build(hidden_shape)
         self.intermediate.build(hidden_shape)
         self.output_dense.build(inner_shape)
@@ -328,8 +354,12 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
     def call(self, hidden, bias, training=None):
         quant = self.fake_quant_point  # identity unless fake quant is on
         context, scores = self.attention(hidden, bias, training=training)
-        attention_output = quant("attention_output",
-                                 self.attention_output(context), training)
+        if self.num_heads:
+            attention_output = self.attention_output(context)
+        else:  # every head pruned: only the output bias is left
+            attention_output = ops.zeros_like(hidden) + ops.cast(
+                self.attention_output.bias, hidden.dtype)
+        attention_output = quant("attention_output", attention_output, training)
         attended = quant("attended", self.attention_layer_norm(quant(
             "attention_residual",
             hidden + self.dropout(attention_output, training=training),
@@ -351,4 +381,5 @@ class TransformerBlock(FakeQuantPoints, keras.layers.Layer):
                 "hidden_dropout": self.hidden_dropout,
                 "attention_dropout": self.attention_dropout,
                 "layer_norm_eps": self.layer_norm_eps,
-                "initializer_range": self.initializer_range}
+                "initializer_range": self.initializer_range,
+                "head_size": self.head_size}
