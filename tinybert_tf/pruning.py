@@ -46,7 +46,7 @@ Example:
 ((1, 2), (2, 3))
 >>> small = pruning.prune(model, plan)
 >>> small.config.intermediate_sizes, small.config.non_embedding_parameters()
-((8, 8), 2480)
+((8, 8), 1792)
 """
 
 import dataclasses
