@@ -34,9 +34,10 @@ setup(
                  "ai-edge-litert==2.3.0", "mediapipe==1.2.2"],
         # The peers of benchmarks/ (docs/benchmarks.md): the distillation
         # step in PyTorch and TextBrewer, the student under onnxruntime
-        # (next to our .tflite: with "mobile").
+        # (next to our .tflite: with "mobile"); TextPruner's structured
+        # pruning next to tinybert_tf.pruning (docs/pruning.md).
         "bench": ["torch==2.13.0", "transformers==5.23.0",
                   "textbrewer==0.2.1.post1", "onnxruntime==1.32.0",
-                  "onnx==1.23.2"],
+                  "onnx==1.23.2", "textpruner==1.1.post2"],
     },
 )

@@ -18,7 +18,8 @@ BENCHMARKS = os.path.join(ROOT, "benchmarks")
 PEERS = {"torch_distill_step.py": ("torch", "transformers"),
          "textbrewer_step.py": ("torch", "transformers", "textbrewer"),
          "official_augment_speed.py": ("torch", "transformers"),
-         "onnx_latency.py": ("torch", "transformers", "onnxruntime", "onnx")}
+         "onnx_latency.py": ("torch", "transformers", "onnxruntime", "onnx"),
+         "textpruner_compare.py": ("torch", "transformers", "textpruner")}
 
 
 def _result(step_s, **extra):

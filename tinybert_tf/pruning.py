@@ -28,7 +28,8 @@ Method (docs/pruning.md):
 4. **Recovery** (`recover`): TinyBERT's two steps again, from the teacher
    (`task_distillation.TaskDistillation`: step 1, embedding + attention on
    the remaining heads + hidden states; step 2, the prediction layer, best
-   on dev). With `rounds` > 1, steps 1-4 repeat with targets interpolated
+   on dev; the pruned model before recovery is kept instead if it is
+   better on dev). With `rounds` > 1, steps 1-4 repeat with targets interpolated
    from the student's size to the final one (iterative pruning).
 
 Example:
@@ -372,7 +373,7 @@ class PruneRound:
     non_embedding_parameters: int
     after_pruning: dict  # {split: {metric: value}}
     after_recovery: dict | None
-    recovery_best_step: int | None
+    recovery_best_step: int | None  # 0: recovery was not kept
 
 
 @dataclasses.dataclass
@@ -463,11 +464,19 @@ def prune_and_recover(teacher, student, inputs, options, distillation_options=No
             f"{_primary(after, inputs)} after pruning.")
         recovered = best_step = None
         if options.recovery is not None:
+            unrecovered, start = model.get_weights(), projections
             projections, best = recover(
                 teacher, model, inputs, options.recovery,
                 distillation_options, data, projections, say, teacher_logits)
             recovered, best_step = inputs.scores(model), best.best_step
-            say(f"Round {r}: {_primary(recovered, inputs)} after recovery.")
+            metric = inputs.select_metric
+            if after["dev"][metric] > recovered["dev"][metric]:
+                # Best on dev over the whole round: the pruned model itself
+                # is a candidate (recovery on a small dev set can lose).
+                model.set_weights(unrecovered)
+                recovered, best_step, projections = after, 0, start
+            say(f"Round {r}: {_primary(recovered, inputs)} after recovery"
+                f"{' (the pruned model: recovery did not help on dev)' if best_step == 0 else ''}.")
         rounds.append(PruneRound(removed, model.count_params(),
                                  model.config.non_embedding_parameters(),
                                  after, recovered, best_step))

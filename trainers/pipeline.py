@@ -13,6 +13,11 @@ Stages, each a separate process whose outputs stay under --output-dir:
            teacher), GloVe data augmentation, TinyBERT's two distillation
            steps from the general student, and the same student fine-tuned
            directly on the labels for comparison -> OUT/task/{teacher,student}
+  prune    (only with --prune) python -m trainers.prune: the task student's
+           least important heads and FFN neurons removed (default target:
+           a third of the heads, half of the neurons), recovered by
+           distillation from the task teacher -> OUT/prune/student, which
+           the export stage then ships
   export   python -m export.tflite: float32, dynamic-range int8 and full int8
            TFLite files with MediaPipe metadata, each verified with LiteRT and
            evaluated on every test article by MediaPipe's TextClassifier
@@ -41,17 +46,21 @@ from tinybert_tf import console
 
 STAGES = ("general", "task", "export", "report")
 RESULT_FILES = {"general": "general/report.json", "task": "task/report.json",
+                "prune": "prune/prune_report.json",
                 "export": "export/export_report.json", "report": "report.md"}
+PRUNE_TARGET = ["--heads-keep", "0.67", "--ffn-keep", "0.5"]
 # The stage settings of each mode: flags of the stage's own CLI.
 SETTINGS = {
     "full": {
         "general": ["--epochs", "1", "--save-every", "50"],
         "task": [],  # trainers.task's "fast" recipe
+        "prune": PRUNE_TARGET,
         "export": [],  # at the student's training length
     },
     "quick": {
         "general": ["--steps", "10", "--save-every", "5"],
         "task": ["--quick"],
+        "prune": PRUNE_TARGET + ["--quick"],
         "export": [],
     },
 }
@@ -69,12 +78,16 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", default=None,
                    help="default: outputs/demo (outputs/demo-quick with "
                         "--quick)")
+    p.add_argument("--prune", action="store_true",
+                   help="prune the task student before the export "
+                        "(trainers.prune, target " + " ".join(PRUNE_TARGET)
+                        + "; --prune-args to change it)")
     p.add_argument("--redo", nargs="+", default=[], metavar="STAGE",
-                   choices=STAGES + ("teacher", "all"),
+                   choices=STAGES + ("prune", "teacher", "all"),
                    help="run these stages again although finished (and the "
                         "stages after them); 'teacher' also fine-tunes the "
                         "teacher again")
-    for stage in ("general", "task", "export"):
+    for stage in ("general", "task", "prune", "export"):
         p.add_argument(f"--{stage}-args", default="", metavar="FLAGS",
                        help=f"extra flags for the {stage} stage's command, "
                             "after the pipeline's own (a later flag wins)")
@@ -85,16 +98,23 @@ def parse_args(argv=None):
     return args
 
 
-def stages_to_redo(redo):
+def stages_of(prune=False):
+    """The stages of a run, in order: with `prune`, "prune" after "task"."""
+    return STAGES[:2] + ("prune",) + STAGES[2:] if prune else STAGES
+
+
+def stages_to_redo(redo, prune=False):
     """The stages to run again: each one named and every stage after it."""
+    stages = stages_of(prune or "prune" in redo)
     named = {"task" if s == "teacher" else s for s in redo}
     if "all" in named:
-        return set(STAGES)
-    first = min((STAGES.index(s) for s in named), default=len(STAGES))
-    return set(STAGES[first:])
+        return set(stages)
+    first = min((stages.index(s) for s in named), default=len(stages))
+    return set(stages[first:])
 
 
-def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False):
+def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False,
+                  pruned=False):
     """The command line of a stage.
 
     The pipeline runs a stage only when it is unfinished or to be redone:
@@ -114,8 +134,13 @@ def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False):
         return (["-m", "trainers.task", "--student",
                  path("general", "student"), "--output-dir", path("task")]
                 + settings["task"] + teacher + overwrite)
+    if stage == "prune":
+        return (["-m", "trainers.prune", "--student", path("task", "student"),
+                 "--teacher", path("task", "teacher"), "--output-dir",
+                 path("prune")] + settings["prune"] + overwrite)
     if stage == "export":
-        return (["-m", "export.tflite", "--checkpoint", path("task", "student"),
+        student = path("prune" if pruned else "task", "student")
+        return (["-m", "export.tflite", "--checkpoint", student,
                  "--output", path("export"), "--variants", EXPORT_VARIANTS,
                  "--mediapipe-examples", "-1"] + settings["export"] + overwrite)
     return ["-m", "trainers.report", "--output-dir", out]
@@ -146,6 +171,15 @@ def summary_line(stage, out):
                 f"{report['parameter_ratio']:.1%} of the parameters), "
                 f"direct fine-tuning "
                 f"{baseline.get(split, {}).get(metric, float('nan')):.4f}")
+    if stage == "prune":
+        metric, scores = report["primary_metric"], report["scores"]
+        split = "test" if "test" in scores["before_pruning"] else "dev"
+        params = report["parameters"]
+        return (f"prune: {split} {metric} {scores['before_pruning'][split][metric]:.4f}"
+                f" -> {scores['after_recovery'][split][metric]:.4f} after "
+                f"recovery; non-embedding parameters "
+                f"{params['non_embedding_before']:,} -> "
+                f"{params['non_embedding_after']:,}")
     variants = ", ".join(
         f"{name} {v['size_mb']:.1f} MB acc {v['accuracy']:.4f} "
         f"(MediaPipe {v.get('mediapipe_accuracy', float('nan')):.4f})"
@@ -157,7 +191,7 @@ def stage_flags(args):
     """{stage: its --STAGE-args split as a shell would}; ValueError naming
     the flag for an unbalanced quote or a trailing backslash."""
     extras = {}
-    for stage in ("general", "task", "export"):
+    for stage in ("general", "task", "prune", "export"):
         flag = f"--{stage}-args"
         try:
             extras[stage] = shlex.split(getattr(args, f"{stage}_args"))
@@ -176,13 +210,14 @@ def run(args):
     extras = stage_flags(args)
     out = args.output_dir
     mode = "quick" if args.quick else "full"
-    redo = stages_to_redo(args.redo)
+    stages = stages_of(args.prune)
+    redo = stages_to_redo(args.redo, args.prune)
     retrain_teacher = bool({"teacher", "all"} & set(args.redo))
     os.makedirs(out, exist_ok=True)
     timings = {}
-    for number, stage in enumerate(STAGES, 1):
+    for number, stage in enumerate(stages, 1):
         result = os.path.join(out, RESULT_FILES[stage])
-        header = f"[{number}/{len(STAGES)}] {stage}"
+        header = f"[{number}/{len(stages)}] {stage}"
         if stage != "report" and os.path.exists(result) and stage not in redo:
             print(f"{header}: finished earlier, reusing {result} "
                   f"(--redo {stage} runs it again)", flush=True)
@@ -190,7 +225,8 @@ def run(args):
             continue
         extra = extras.get(stage, [])
         command = [sys.executable] + stage_command(
-            stage, out, mode, retrain_teacher, extra, redo=stage in redo)
+            stage, out, mode, retrain_teacher, extra, redo=stage in redo,
+            pruned=args.prune)
         print(f"{header}: {' '.join(command[1:])}", flush=True)
         started = time.time()
         code = subprocess.call(command)
@@ -207,6 +243,8 @@ def run(args):
             return code
         print(f"  {summary_line(stage, out)} [{timings[stage] / 60:.1f} min]",
               flush=True)
+        if stage == "prune":  # a new pruned student: export it again
+            redo.update(stages[number:])
     total = sum(timings.values())
     print(f"Pipeline done in {total / 60:.1f} min "
           f"({', '.join(f'{k} {v / 60:.1f}' for k, v in timings.items())}).")

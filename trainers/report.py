@@ -57,6 +57,8 @@ def read_results(root):
                "task": _json(os.path.join(root, "task", "report.json")),
                "export": _json(os.path.join(root, "export",
                                             "export_report.json"))}
+    pruned = os.path.join(root, "prune", "prune_report.json")  # --prune
+    results["prune"] = _json(pruned) if os.path.exists(pruned) else None
     results["logs"] = {
         "general distillation": read_log(os.path.join(root, "general", "logs",
                                                       "steps.csv")),
@@ -115,12 +117,19 @@ def build_table(results, latencies, sizes):
                      "parameters": task["baseline"]["parameters"],
                      "size_mb": sizes["student"],
                      "latency_ms": latencies["student"], "examples": examples})
+    shipped, pruned = task["student"]["parameters"], results.get("prune")
+    if pruned:
+        shipped = pruned["parameters"]["after"]
+        rows.append({"model": "pruned student (Keras, trainers.prune)",
+                     "accuracy": pruned["scores"]["after_recovery"][split][metric],
+                     "parameters": shipped, "size_mb": sizes["pruned"],
+                     "latency_ms": latencies["pruned"], "examples": examples})
     for name, variant in export["variants"].items():
         rows.append({
-            "model": f"student TFLite {name}",
+            "model": f"{'pruned ' if pruned else ''}student TFLite {name}",
             "accuracy": variant["accuracy"],
             "mediapipe_accuracy": variant.get("mediapipe_accuracy"),
-            "parameters": task["student"]["parameters"],
+            "parameters": shipped,
             "size_mb": variant["size_mb"],
             "latency_ms": variant["median_latency_ms"],
             "examples": export["eval_examples"]})
@@ -304,8 +313,11 @@ def write_report(root):
     task = results["task"]
     plots = os.path.join(root, "plots")
     os.makedirs(plots, exist_ok=True)
-    models = {role: checkpoint.load_classifier(task[role]["checkpoint"])
-              for role in ("teacher", "student")}
+    folders = {role: task[role]["checkpoint"] for role in ("teacher", "student")}
+    if results["prune"]:
+        folders["pruned"] = os.path.join(root, "prune", "student")
+    models = {role: checkpoint.load_classifier(folder)
+              for role, folder in folders.items()}
     tokenizer = BertTextTokenizer(
         checkpoint.read(task["student"]["checkpoint"]).vocab_file,
         task["sequence_length"])
@@ -316,8 +328,7 @@ def write_report(root):
 
     latencies = {role: keras_latency_ms(m, inputs) for role, m in models.items()}
     sizes = {role: os.path.getsize(os.path.join(
-        task[role]["checkpoint"], "model.safetensors")) / 1e6
-        for role in models}
+        folders[role], "model.safetensors")) / 1e6 for role in models}
     rows = build_table(results, latencies, sizes)
     metric = task["primary_metric"]
 
