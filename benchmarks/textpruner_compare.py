@@ -189,6 +189,14 @@ def run(args):
             row["recovered_test_accuracy"] = recovered(pruned)
         rows.append(row)
         print(row, flush=True)
+    rng = np.random.default_rng(0)  # the same totals, chosen at random
+    random = pruning.Importance(
+        [rng.random(config.num_heads) for _ in range(config.num_layers)],
+        [rng.random(config.intermediate_size) for _ in range(config.num_layers)])
+    rows.append(_row("random heads and neurons (no recovery)", pruning.prune(
+        student, pruning.select(config, random,
+                                heads_keep=heads * config.num_layers,
+                                ffn_keep=ffn * config.num_layers)), inputs))
     scores = pruning.importance(student, inputs.make(task.train))
     pruned = pruning.prune(student, pruning.select(
         config, scores, heads_keep=heads * config.num_layers,
