@@ -169,3 +169,12 @@ def test_distiller_pairs_remaining_heads_with_their_teacher_heads():
     np.testing.assert_allclose(float(losses["attention_loss_1"]),
                                np.mean((zero(s0) - zero(t0)) ** 2), rtol=1e-5)
     assert float(losses["attention_loss_2"]) == 0.0  # no heads left
+
+
+def test_a_pruned_teacher_is_refused_for_the_attention_loss():
+    from tinybert_tf.distiller import Distiller
+    from tinybert_tf.layer_mapping import LayerMapping
+    teacher = pruning.prune(random_classifier(seed=1), PLAN)
+    with pytest.raises(ValueError, match="unpruned teacher"):
+        Distiller(teacher, random_classifier(seed=2),
+                  mapping=LayerMapping(3, 3))

@@ -116,6 +116,11 @@ class Distiller(BuiltBeforeFit, keras.Model):
                 f"Teacher has {t_config.num_heads} attention heads, student "
                 f"{s_config.num_heads}: the attention loss compares them head "
                 "by head, so they must be equal.")
+        if stage != "prediction" and t_config.heads_kept is not None:
+            raise ValueError(
+                "The teacher has pruned attention heads: the attention loss "
+                "pairs each student head with the teacher head of its "
+                "original index, which needs an unpruned teacher.")
         if stage != "intermediate":
             for role, model in (("teacher", teacher), ("student", student)):
                 if not hasattr(model, "classifier"):

@@ -51,6 +51,7 @@ Example:
 """
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -173,15 +174,9 @@ class PruningPlan:
     neurons: tuple
 
     def removed(self, config):
-        """Per layer: the original heads removed and how many neurons."""
-        return [{"layer": i,
-                 "heads_removed": sorted(set(config.layer_heads(i))
-                                         - set(self.heads[i])),
-                 "heads_kept": list(self.heads[i]),
-                 "ffn_neurons_removed": config.layer_intermediate_size(i)
-                 - len(self.neurons[i]),
-                 "ffn_neurons_kept": len(self.neurons[i])}
-                for i in range(config.num_layers)]
+        """Per layer: the original heads removed and kept, the FFN neurons
+        removed and kept."""
+        return _removed(config, self.config(config))
 
     def config(self, config):
         """`config` after this plan."""
@@ -251,25 +246,25 @@ def _select_for_parameters(config, scores, params_keep):
 
 # ---------------------------------------------------------------- removal
 
-def _sliced_axis(name):
-    """(axis in the Keras [in, out] kernel / bias layout, 'heads' or
-    'neurons') of a tensor that pruning slices, else None."""
-    parts = (("attention.self.query.", "attention.self.key.",
-              "attention.self.value."), ("attention.output.dense.",),
-             ("intermediate.dense.",), ("output.dense.",))
-    if ".encoder.layer." not in name or "LayerNorm" in name:
+_CUT = re.compile(r"\.encoder\.layer\.(\d+)\.(attention\.self|attention\."
+                  r"output\.dense|intermediate\.dense|output\.dense)"
+                  r"(?:\.query|\.key|\.value)?\.(weight|bias)$")
+# (part, weight/bias) -> (the axis pruning cuts in the Keras [in, out]
+# layout, what it cuts); output projections' biases keep their size.
+_CUTS = {("attention.self", "weight"): (1, "heads"),
+         ("attention.self", "bias"): (0, "heads"),
+         ("attention.output.dense", "weight"): (0, "heads"),
+         ("intermediate.dense", "weight"): (1, "neurons"),
+         ("intermediate.dense", "bias"): (0, "neurons"),
+         ("output.dense", "weight"): (0, "neurons")}
+
+
+def _cut(name):
+    """(layer, axis, 'heads' or 'neurons') of a tensor pruning cuts."""
+    match = _CUT.search(name)
+    if match is None or (match[2], match[3]) not in _CUTS:
         return None
-    kind = "bias" if name.endswith(".bias") else "weight"
-    if any(p in name for p in parts[0]):
-        return (1 if kind == "weight" else 0), "heads"
-    if parts[1][0] in name:
-        return (0, "heads") if kind == "weight" else None
-    if parts[2][0] in name:
-        return (1 if kind == "weight" else 0), "neurons"
-    if name.split(".encoder.layer.")[1].split(".", 1)[1].startswith(
-            "output.dense."):
-        return (0, "neurons") if kind == "weight" else None
-    return None
+    return (int(match[1]),) + _CUTS[(match[2], match[3])]
 
 
 def prune(model, plan):
@@ -294,10 +289,9 @@ def prune(model, plan):
     source = checkpoint.model_variables(model)
     for name, (variable, _) in checkpoint.model_variables(pruned).items():
         value = np.asarray(source[name][0].numpy())
-        sliced = _sliced_axis(name)
-        if sliced is not None:
-            layer = int(name.split(".encoder.layer.")[1].split(".")[0])
-            axis, kind = sliced
+        cut = _cut(name)
+        if cut is not None:
+            layer, axis, kind = cut
             if kind == "heads":
                 current = list(old.layer_heads(layer))
                 index = [current.index(h) * d + j for h in plan.heads[layer]
@@ -395,22 +389,20 @@ class PruneResult:
                                       (config.heads_kept or [])] or None,
                        "intermediate_sizes": list(
                            config.intermediate_sizes or []) or None},
-            "removed": last.removed if len(self.rounds) == 1
-            else _total_removed(original.config, config),
+            "removed": _removed(original.config, config),
             "parameters": {
                 "before": original.count_params(),
                 "after": self.student.count_params(),
                 "non_embedding_before": original.config.non_embedding_parameters(),
                 "non_embedding_after": config.non_embedding_parameters()},
             "scores": {"before_pruning": self.before,
-                       "after_pruning": self.rounds[0].after_pruning
-                       if len(self.rounds) == 1 else last.after_pruning,
+                       "after_pruning": last.after_pruning,  # last round's
                        "after_recovery": last.after_recovery},
             "rounds": [dataclasses.asdict(r) for r in self.rounds],
         }
 
 
-def _total_removed(before, after):
+def _removed(before, after):
     return [{"layer": i,
              "heads_removed": sorted(set(before.layer_heads(i))
                                      - set(after.layer_heads(i))),
