@@ -9,8 +9,9 @@ Method (docs/pruning.md):
    batches, L the task loss (cross-entropy on the gold labels), and then
    divided by the L2 norm of its layer's scores: Michel, Levy & Neubig
    2019, "Are Sixteen Heads Really Better than One?" (NeurIPS; arXiv
-   1905.10650), Eq. 2 and Sec. 4.2, extended to FFN neurons as in their
-   follow-ups (e.g. Prasanna et al. 2020, TextPruner's FFN importance).
+   1905.10650, Sec. 4.1, Eq. 2, and its layer-wise L2 normalisation),
+   extended to FFN neurons by a gate on the intermediate activations, as
+   TextPruner does (Yang, Cui & Chen 2022, "TextPruner", ACL demos).
    The gates are not inserted: dL/dxi_h equals sum(dL/dW ⊙ W) over the rows
    of the output projection W that head h (neuron j) feeds, which a
    gradient with respect to the weights gives exactly (`importance`).
