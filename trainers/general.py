@@ -45,8 +45,10 @@ def parse_args(argv=None):
                    help="model preset name, config .json, or a checkpoint "
                         "directory to continue from (default %(default)s).")
     p.add_argument("--corpus", nargs="*", default=None,
-                   help="text files (.txt/.gz/.bz2, Wikipedia .xml.bz2); "
-                        "default: gensim's Wikipedia excerpt + Lee news.")
+                   help="text files (.txt/.gz/.bz2, Wikipedia .xml.bz2) or "
+                        "bbc_news:train (the BBC News train articles); "
+                        "default: gensim's Wikipedia excerpt + Lee news + "
+                        "bbc_news:train.")
     p.add_argument("--doc-format", default="auto", choices=("auto", "line", "blank"))
     p.add_argument("--tfds-dataset", default=None,
                    help="a TFDS text dataset instead of files, e.g. "
@@ -95,7 +97,10 @@ def check_counts(args):
                   "max_documents": 1},
         non_negative=("weight_decay", "clip_norm"), fractions=("warmup",))
     common.check_student(args.student)
-    common.check_files(args, ("corpus",))
+    from tinybert_tf.corpus import BBC_NEWS_TRAIN
+    files_only = argparse.Namespace(corpus=[
+        c for c in args.corpus or [] if c != BBC_NEWS_TRAIN])
+    common.check_files(files_only, ("corpus",))
 
 
 # Flags that do not change what a run computes: a resumed run may differ.
@@ -115,7 +120,8 @@ def distil(args, chief):
     from tinybert_tf import assets, checkpoint, students
     from tinybert_tf.callbacks import (StepLog, StopAtStep, StudentCheckpoint,
                                        guarded)
-    from tinybert_tf.corpus import build_cache, cache_info, make_dataset
+    from tinybert_tf.corpus import (BBC_NEWS_TRAIN, build_cache, cache_info,
+                                    make_dataset)
     from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.optimizers import make_optimizer
     from tinybert_tf.resume import TrainingBackup
@@ -131,7 +137,8 @@ def distil(args, chief):
     teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
         args.teacher, args.sequence_length)
     sources = ([f"tfds:{args.tfds_dataset}"] if args.tfds_dataset
-               else args.corpus or assets.gensim_text_files())
+               else args.corpus
+               or [*assets.gensim_text_files(), BBC_NEWS_TRAIN])
     cache = build_cache(sources, tokenizer, args.cache_dir, args.doc_format,
                         seed=args.seed, max_documents=args.max_documents)
     corpus = cache_info(cache)
