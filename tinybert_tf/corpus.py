@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from tinybert_tf import files
+from tinybert_tf.assets import BBC_NEWS_TRAIN
 
 CACHE_VERSION = 1
 # A text file with more lines that are not UTF-8 than this fraction is
@@ -179,12 +180,6 @@ def read_documents(path, doc_format="auto", log=print):
         raise IsADirectoryError(f"Corpus path {path} is a folder; pass its "
                                 "text files.")
     return _text_documents(path, doc_format, log)
-
-
-# Real text that ships offline besides files: the BBC News articles of the
-# train split only (its dev and test articles stay unseen by a student
-# general-distilled on it, for the BBC tasks' evaluation).
-BBC_NEWS_TRAIN = "bbc_news:train"
 
 
 def bbc_news_train_documents():

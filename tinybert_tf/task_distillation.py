@@ -579,6 +579,9 @@ class StudentResult:
     scores: dict
     best: object  # the step-2 `BestOnDev`
     intermediate_losses: dict | None = None
+    # {"kind": "random", "cached general student" or "given checkpoint",
+    #  "checkpoint": its directory or None}
+    start: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -628,7 +631,8 @@ def task_report(run):
                     "parameters": teacher_params,
                     "config": teacher.model.config.to_dict(),
                     **teacher.scores},
-        "student": {"init": student.init, "checkpoint": student.checkpoint,
+        "student": {"init": student.init, "start": student.start,
+                    "checkpoint": student.checkpoint,
                     "parameters": student_params,
                     "config": student.model.config.to_dict(),
                     "best_dev_step": student.best.best_step,

@@ -76,6 +76,11 @@ def parse_args(argv=None):
     common.add_distillation_flags(p)
     common.add_run_flags(p, "outputs/general",
                          "replace a finished run in --output-dir")
+    p.add_argument("--into-cache", action="store_true",
+                   help="make the student in the cache of general students "
+                        "(where trainers.task finds its default student) "
+                        "instead of --output-dir; a finished one there is "
+                        "reused")
     p.add_argument("--tpu", default=None)
     p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
     p.add_argument("--cache-dir", default=None,
@@ -97,7 +102,7 @@ def check_counts(args):
                   "max_documents": 1},
         non_negative=("weight_decay", "clip_norm"), fractions=("warmup",))
     common.check_student(args.student)
-    from tinybert_tf.corpus import BBC_NEWS_TRAIN
+    from tinybert_tf.assets import BBC_NEWS_TRAIN
     files_only = argparse.Namespace(corpus=[
         c for c in args.corpus or [] if c != BBC_NEWS_TRAIN])
     common.check_files(files_only, ("corpus",))
@@ -105,12 +110,20 @@ def check_counts(args):
 
 # Flags that do not change what a run computes: a resumed run may differ.
 RUN_ONLY_FLAGS = ("output_dir", "overwrite", "verbose", "strategy", "tpu",
-                  "jit_compile", "cache_dir")
+                  "jit_compile", "cache_dir", "into_cache")
 OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
            "run.json")
 
 
 def run(args):
+    if args.into_cache:
+        from tinybert_tf.general_students import cache_dir, finished_student
+        args.output_dir = cache_dir(args)
+        found = finished_student(args.output_dir)
+        if found and not args.overwrite:
+            print(f"The general-distilled student of these flags is cached "
+                  f"in {found} (made earlier).")
+            return 0
     return common.run_owning_output(args, distil)
 
 
@@ -120,8 +133,7 @@ def distil(args, chief):
     from tinybert_tf import assets, checkpoint, students
     from tinybert_tf.callbacks import (StepLog, StopAtStep, StudentCheckpoint,
                                        guarded)
-    from tinybert_tf.corpus import (BBC_NEWS_TRAIN, build_cache, cache_info,
-                                    make_dataset)
+    from tinybert_tf.corpus import build_cache, cache_info, make_dataset
     from tinybert_tf.distribute import make_strategy, set_precision
     from tinybert_tf.optimizers import make_optimizer
     from tinybert_tf.resume import TrainingBackup
@@ -137,8 +149,7 @@ def distil(args, chief):
     teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
         args.teacher, args.sequence_length)
     sources = ([f"tfds:{args.tfds_dataset}"] if args.tfds_dataset
-               else args.corpus
-               or [*assets.gensim_text_files(), BBC_NEWS_TRAIN])
+               else args.corpus or assets.default_corpus())
     cache = build_cache(sources, tokenizer, args.cache_dir, args.doc_format,
                         seed=args.seed, max_documents=args.max_documents)
     corpus = cache_info(cache)

@@ -52,13 +52,26 @@ def read_log(path):
                          for r in rows]) for k in rows[0]}
 
 
+def general_dir(root, task):
+    """The folder of the trainers.general run the task's student started
+    from: the cached general student (the pipeline's), or ROOT/general."""
+    start = task["student"].get("start") or {}
+    if start.get("checkpoint"):
+        folder = os.path.dirname(os.path.abspath(start["checkpoint"]))
+        if os.path.isfile(os.path.join(folder, "report.json")):
+            return folder
+    return os.path.join(root, "general")
+
+
 def read_results(root):
-    results = {"general": _json(os.path.join(root, "general", "report.json")),
-               "task": _json(os.path.join(root, "task", "report.json")),
+    task = _json(os.path.join(root, "task", "report.json"))
+    general = general_dir(root, task)
+    results = {"general": _json(os.path.join(general, "report.json")),
+               "task": task,
                "export": _json(os.path.join(root, "export",
                                             "export_report.json"))}
     results["logs"] = {
-        "general distillation": read_log(os.path.join(root, "general", "logs",
+        "general distillation": read_log(os.path.join(general, "logs",
                                                       "steps.csv")),
         **{f"task {stage}": read_log(os.path.join(root, "task", "logs",
                                                   f"{stage}.csv"))
@@ -103,14 +116,16 @@ def build_table(results, latencies, sizes):
          "parameters": task["teacher"]["parameters"],
          "size_mb": sizes["teacher"], "latency_ms": latencies["teacher"],
          "examples": examples},
-        {"model": "student (Keras, TinyBERT distilled)",
+        {"model": "student (Keras, TinyBERT distilled from a "
+                   f"{_start(task)})",
          "accuracy": task["student"][split][metric],
          "parameters": task["student"]["parameters"],
          "size_mb": sizes["student"], "latency_ms": latencies["student"],
          "examples": examples}]
     if task.get("baseline"):
         data = task["baseline"]["train_data"]
-        rows.append({"model": f"same student, trained on labels only ({data} data)",
+        rows.append({"model": f"same student, trained on labels only ({data} "
+                              f"data, from the same {_start(task)})",
                      "accuracy": task["baseline"][split][metric],
                      "parameters": task["baseline"]["parameters"],
                      "size_mb": sizes["student"],
@@ -125,6 +140,10 @@ def build_table(results, latencies, sizes):
             "latency_ms": variant["median_latency_ms"],
             "examples": export["eval_examples"]})
     return rows
+
+
+def _start(task):
+    return (task["student"].get("start") or {}).get("kind", "given start")
 
 
 def table_markdown(rows, metric):
@@ -249,7 +268,8 @@ def _stage_sections(results, wall_times):
         f" student ({general['student']['parameters']:,}); student layers "
         f"1..{len(mapping)} learn from teacher layers {mapping}; "
         f"{general['steps']} steps on {general['corpus']['sequences']:,} "
-        f"packed sequences of the gensim Wikipedia + Lee news text, "
+        f"packed sequences of the offline English text (gensim's Wikipedia "
+        f"+ Lee news, the BBC News train articles), "
         f"{general['examples_per_s']:.1f} examples/s; final losses: attention "
         f"{losses['attention_loss']:.3f}, hidden {losses['hidden_loss']:.3f}, "
         f"embedding {losses['embedding_loss']:.3f}.",

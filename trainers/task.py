@@ -2,35 +2,35 @@
 
 With no arguments it fine-tunes the real pre-trained MiniLM (6L/384) on BBC
 News topic classification, then distils it into the 3-layer student
-(tinybert-3l-192d) in TinyBERT's two steps, and fine-tunes the same student
-directly on the labels for comparison:
+(tinybert-3l-192d, general-distilled: made once by trainers.general and
+cached) in TinyBERT's two steps, and fine-tunes the same student directly on
+the labels for comparison:
 
     python -m trainers.task                      # embedded default (CPU, ~40 min)
-    python -m trainers.task --quick              # a few minutes, smaller data
-    python -m trainers.task --student outputs/general/student
+    python -m trainers.task --quick --student random   # a few minutes
     python -m trainers.task --task sst2 --tfds-data-dir ~/tensorflow_datasets \
         --recipe paper --augment --aug-mlm bert-base-uncased
     python -m trainers.task --train-file train.csv --dev-file dev.csv \
         --test-file test.csv --text-column review --label-column stars
 
 Steps:
+  0. the student: --student general finds the general-distilled student
+     in the cache (tinybert_tf.general_students) or runs trainers.general;
   1. teacher: the pre-trained --teacher fine-tuned on the labels (AdamW,
      warm-up + linear decay, best on dev kept) and saved to OUTPUT/teacher,
      which a later run reuses; or --fine-tuned-teacher DIR used as is;
   2. data augmentation of the train texts (tinybert_tf.augment; --no-augment
      turns it off);
-  3. distillation step 1: embedding + attention + hidden-state losses on the
-     (augmented) train data, constant learning rate;
-  4. distillation step 2: prediction-layer loss (soft cross-entropy on the
-     teacher's logits; MSE to the gold labels for regression), warm-up +
-     decay, dev evaluated every --eval-every steps, best kept;
-  5. (--baseline, on by default) the same student, from the same initial
-     weights, trained on the labels of the same (augmented) train data for as
-     many epochs as steps 1 and 2 together.
+  3. step 1: embedding + attention + hidden-state losses on the (augmented)
+     train data, constant learning rate;
+  4. step 2: prediction-layer loss (soft cross-entropy on the teacher's
+     logits), warm-up + decay, dev every --eval-every steps, best kept;
+  5. (--baseline) the same student, from the same initial weights, trained
+     on the labels of the same train data, as many epochs as steps 1 + 2.
 
 Outputs under --output-dir: teacher/, student/ (project checkpoints with the
-label names), report.json (metrics on dev and test, retention, parameters,
-wall time per stage, augmentation counts, baseline).
+label names), report.json (metrics, retention, parameters, the student's
+start, wall time per stage, augmentation counts, baseline).
 """
 
 import argparse
@@ -69,13 +69,17 @@ def parse_args(argv=None):
     models.add_argument("--retrain-teacher", action="store_true",
                         help="fine-tune again although OUTPUT/teacher exists "
                              "(needs --overwrite)")
-    models.add_argument("--student", default=common.STUDENT_DEFAULT,
-                        help="a general-distilled checkpoint directory "
-                             "(trainers.general; projections reused), a preset"
-                             " name, a config .json, or 'random' (random "
-                             "--student-preset); default %(default)s (random)")
+    models.add_argument("--student", default="general",
+                        help="'general' (default): the general-distilled "
+                             "--student-preset of the teacher, from the cache"
+                             " or made there once by trainers.general; "
+                             "'random'; a checkpoint directory (projections "
+                             "reused), a preset name or a config .json")
     models.add_argument("--student-preset", default=common.STUDENT_DEFAULT,
-                        help="architecture of --student random")
+                        help="architecture of --student general/random")
+    models.add_argument("--general-args", default="", metavar="FLAGS",
+                        help="extra trainers.general flags for --student "
+                             "general (another key in the cache)")
     models.add_argument("--head", default="tanh_relu", choices=CLASSIFIER_HEADS,
                         help="classifier head of new heads (official: tanh_relu)")
     models.add_argument("--pooling", default=None, choices=POOLINGS,
@@ -230,14 +234,6 @@ def choose_teacher(args, paths):
     return args.teacher, "fine-tuned"
 
 
-def augment_options(args):
-    from tinybert_tf.task_distillation import AugmentOptions
-    return AugmentOptions(
-        num_samples=args.aug_n, replace_prob=args.aug_p, top_k=args.aug_k,
-        mlm=args.aug_mlm, glove=args.aug_glove, cache_dir=args.aug_cache_dir,
-        seed=args.seed, progress=not args.quiet)
-
-
 def run(args):
     return common.run_owning_output(args, distil)
 
@@ -280,11 +276,13 @@ def distil(args, chief):
          f"labels {task.label_names or 'regression'}; metric {primary}; "
          f"sequence length {length} ({chosen}).")
 
+    student_source, start = common.student_source(
+        args, teacher_source if status == "fine-tuned" else teacher_ckpt,
+        show, chief)
     with strategy.scope():
         # Everything is checked before the first training step.
         student, student_ckpt, student_desc = students.make_student(
-            args.student_preset if args.student == "random" else args.student,
-            teacher_ckpt.config, task.num_labels, label_names=task.label_names,
+            student_source, teacher_ckpt.config, task.num_labels, label_names=task.label_names,
             head=args.head, pooling=args.pooling,
             vocabulary=tokenizer.vocabulary)
         tokenizer.check_model(student.config)
@@ -331,7 +329,7 @@ def distil(args, chief):
         if args.augment:
             with clock.stage("augmentation"):
                 distill_data, augmentation = td.augment_train(
-                    task, length, augment_options(args))
+                    task, length, common.augment_options(args))
             show(f"Augmentation: {augmentation['original_examples']} -> "
                  f"{augmentation['augmented_examples']} train examples.")
 
@@ -373,7 +371,8 @@ def distil(args, chief):
                          paths["teacher"] if status != "given"
                          else str(teacher_source), teacher_scores),
         td.StudentResult(student, student_desc, paths["student"],
-                         student_scores, best_student, intermediate_losses),
+                         student_scores, best_student, intermediate_losses,
+                         start),
         augmentation, baseline, clock.report(), vars(args)))
     if chief:
         files.write_json(paths["report.json"], report)
