@@ -12,9 +12,9 @@ trainers.ablate` runs them); this module holds what is not a training:
   line, the fine-tuned teacher that every run after the first reuses;
 - `estimate_minutes`: a variant's time from the stage times a finished run
   measured;
-- `run_score`, `summarize`, `paired_difference`: the metric of a run, mean
-  and standard deviation over seeds, the difference to full paired by seed
-  with a 95 % t interval;
+- `run_score`, `collect_scores`, `summarize`, `paired_difference`: the
+  metric of a run and of every finished run, mean and standard deviation
+  over seeds, the difference to full paired by seed with a 95 % t interval;
 - `ablation_table`, `markdown`, `plot`: ablation.json, ablation.md and the
   bar chart ablation.png.
 
@@ -203,12 +203,13 @@ def _examples(report, augmented):
     return a["original_examples"]
 
 
-def estimate_minutes(variant, reference):
+def estimate_minutes(variant, reference, startup_s=0.0):
     """A run's minutes, from the report.json dict of a finished run of the
     same task and budget: its training steps (intermediate, prediction)
     scaled by the variant's training examples (every variant runs the same
     epochs; without augmentation, fewer examples), plus the rest of the
-    run (data, evaluations). Teacher fine-tuning and augmentation, done
+    run (data, evaluations) and `startup_s` (the process's start, before
+    trainers.task's clock). Teacher fine-tuning and augmentation, done
     once, are not counted; the full runs add their baseline. None: not
     known yet (a run without augmentation cannot tell an augmented one).
     """
@@ -223,7 +224,7 @@ def estimate_minutes(variant, reference):
     training = sum(seconds.get(s, 0.0) for s in TRAINING_STAGES)
     rest = seconds["total"] - training - sum(seconds.get(s, 0.0)
                                              for s in ONCE_STAGES)
-    total = training * examples / ref_examples + max(rest, 0.0)
+    total = training * examples / ref_examples + max(rest, 0.0) + startup_s
     if variant == "full":
         if "baseline" not in seconds:
             return None
@@ -249,6 +250,29 @@ def run_score(report, baseline=False):
     split = "test" if "test" in report["student"] else "dev"
     model = report["baseline"] if baseline else report["student"]
     return model[split][metric], metric, split
+
+
+def collect_scores(out, runs, seeds):
+    """({variant: {seed: score}} of the finished runs under `out`, the
+    report of a finished full run or None); `runs`: the variants that ran
+    (a variant that reuses one of them takes its scores from its runs)."""
+    from tinybert_tf import files
+    scores, full_report = {}, None
+    for v in VARIANTS:
+        source = v.reuses or v.name
+        if source not in runs:
+            continue
+        for seed in seeds:
+            if not is_finished(out, source, seed):
+                continue
+            report = files.read_json(report_path(out, source, seed))
+            if v.baseline and not report.get("baseline"):
+                continue
+            scores.setdefault(v.name, {})[seed] = run_score(
+                report, baseline=v.baseline)[0]
+            if source == "full" and full_report is None:
+                full_report = report
+    return scores, full_report
 
 
 def _t_interval(values, confidence=0.95):
@@ -410,6 +434,11 @@ def plot(table, path):
                      for _, d in diffs]],
               capsize=4, color=[colours[table["variants"][n]["group"]]
                                 for n, _ in diffs])
+    right.scatter([n for n, _ in diffs],
+                  [table["variants"][n]["paper_difference"] for n, _ in diffs],
+                  marker="x", color="black", zorder=3, label="paper")
+    if diffs:
+        right.legend(loc="best")
     right.axhline(0, color="black", linewidth=0.8)
     right.set_title("difference to full, 95 % interval (paired by seed)")
     for ax in (left, right):

@@ -35,6 +35,9 @@ from tinybert_tf import console, files
 from trainers import common
 
 SETTINGS_FILE = "ablation_settings.json"
+# The wall time of each run this command made ({"VARIANT/seedK": seconds}):
+# what a run costs before trainers.task's clock starts.
+TIMES_FILE = "ablation_times.json"
 
 
 def parse_args(argv=None):
@@ -67,9 +70,19 @@ def parse_args(argv=None):
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and the commands, run nothing")
     console.add_verbose_flag(p)
-    args = p.parse_args(argv)
+    args = p.parse_args(_joined(sys.argv[1:] if argv is None else argv))
     args.data_actions = data._group_actions
     return args
+
+
+def _joined(argv):
+    """`--task-args --quick` as `--task-args=--quick`: argparse would take a
+    lone flag for a flag of its own."""
+    words = list(argv)
+    for i in range(len(words) - 2, -1, -1):
+        if words[i] == "--task-args":
+            words[i:i + 2] = [f"--task-args={words[i + 1]}"]
+    return words
 
 
 def data_flags(args):
@@ -177,7 +190,7 @@ def plan_lines(args, runs, reference):
             continue
         done = sum(ab.is_finished(args.output_dir, name, s) for s in seeds)
         minutes = None if reference is None else ab.estimate_minutes(
-            name, reference)
+            name, reference, reference["_startup_s"])
         left = args.repeats - done
         if minutes is not None:
             total += minutes * left
@@ -205,22 +218,36 @@ def plan_lines(args, runs, reference):
                          for s in seeds)
         total += augment_min * seeds_left + (0 if teacher else teacher_min)
         lines.append(
-            f"Time: ~{total:.0f} min left, from the stage times of "
+            f"Time: ~{total:.1f} min left, from the stage times of "
             f"{reference['_path']} (training steps scaled by each variant's "
-            f"training examples; teacher fine-tuning {teacher_min:.1f} min "
-            f"and augmentation {augment_min:.1f} min a seed counted once).")
+            f"training examples, process start-up "
+            f"{reference['_startup_s']:.0f} s; teacher fine-tuning "
+            f"{teacher_min:.1f} min and augmentation {augment_min:.1f} min a "
+            "seed counted once).")
     return lines
 
 
 def reference_report(out, runs, seeds):
-    """The report.json of the first finished run (full first), or None."""
+    """The report.json of the first finished run (full first), with its
+    start-up seconds (`_startup_s`, 0 if its wall time was not recorded),
+    or None."""
     from tinybert_tf import ablation as ab
+    times = _times(out)
     for name in runs:
         for seed in seeds:
             path = ab.report_path(out, name, seed)
             if os.path.isfile(path):
-                return {**files.read_json(path), "_path": path}
+                report = files.read_json(path)
+                wall = times.get(f"{name}/seed{seed}")
+                startup = 0.0 if wall is None else max(
+                    0.0, wall - report["wall_time_s"]["total"])
+                return {**report, "_path": path, "_startup_s": startup}
     return None
+
+
+def _times(out):
+    path = os.path.join(out, TIMES_FILE)
+    return files.read_json(path) if os.path.isfile(path) else {}
 
 
 def run(args):
@@ -255,6 +282,12 @@ def shared(args, out, seeds):
                      args.fine_tuned_teacher or ab.find_teacher(out, seeds))
 
 
+def run_task(argv):
+    """One trainers.task run in a process of its own (TensorFlow's state
+    and memory end with it); its exit status."""
+    return subprocess.call([sys.executable, "-m", "trainers.task", *argv])
+
+
 def run_all(args, todo, runs, seeds):
     """Runs the unfinished runs one after the other; the exit status of the
     first that fails (the finished ones are kept), else 0."""
@@ -266,17 +299,20 @@ def run_all(args, todo, runs, seeds):
         print(f"[{number}/{len(todo)}] {name} seed {seed}: python -m "
               f"trainers.task {shlex.join(argv)}", flush=True)
         started = time.time()
-        code = subprocess.call([sys.executable, "-m", "trainers.task", *argv])
+        code = run_task(argv)
         if code != 0:
             print(f"error: the {name} run of seed {seed} failed (exit status "
                   f"{code}); finished runs are kept: fix the cause and run "
                   "the same command again to continue.", file=sys.stderr,
                   flush=True)
             return code
+        wall = time.time() - started
+        files.write_json(os.path.join(out, TIMES_FILE),
+                         {**_times(out), f"{name}/seed{seed}": round(wall, 1)})
         report = files.read_json(ab.report_path(out, name, seed))
         score, metric, split = ab.run_score(report)
         print(f"  {name} seed {seed}: {split} {metric} {score:.4f} "
-              f"[{(time.time() - started) / 60:.1f} min]", flush=True)
+              f"[{wall / 60:.1f} min]", flush=True)
         if first:
             first = False
             reference = reference_report(out, runs, seeds)
@@ -285,31 +321,11 @@ def run_all(args, todo, runs, seeds):
     return 0
 
 
-def collect(out, runs, seeds):
-    """({variant: {seed: score}}, a report of the full runs or None)."""
-    from tinybert_tf import ablation as ab
-    scores, full_report = {}, None
-    for v in ab.VARIANTS:
-        source = v.reuses or v.name
-        if source not in runs:
-            continue
-        for seed in seeds:
-            if ab.is_finished(out, source, seed):
-                report = files.read_json(ab.report_path(out, source, seed))
-                if v.baseline and not report.get("baseline"):
-                    continue
-                scores.setdefault(v.name, {})[seed] = ab.run_score(
-                    report, baseline=v.baseline)[0]
-                if source == "full" and full_report is None:
-                    full_report = report
-    return scores, full_report
-
-
 def write_outputs(args, runs, seeds):
     """ablation.json, ablation.md, ablation.png of the finished runs."""
     from tinybert_tf import ablation as ab
     out = args.output_dir
-    scores, report = collect(out, runs, seeds)
+    scores, report = ab.collect_scores(out, runs, seeds)
     if report is None:
         print("No full run finished: no table yet.", flush=True)
         return
