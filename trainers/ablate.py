@@ -130,6 +130,21 @@ def check(args):
     args.task_flags = tuple(data_flags(args) + task_words)
 
 
+def _difference(then, now):
+    """What differs between two settings (lists: the words that differ)."""
+    if isinstance(then, list) and isinstance(now, list):
+        start = 0
+        while start < min(len(then), len(now)) and then[start] == now[start]:
+            start += 1
+        end = 0
+        while (end < min(len(then), len(now)) - start
+               and then[-1 - end] == now[-1 - end]):
+            end += 1
+        then = shlex.join(then[start:len(then) - end]) or "(nothing)"
+        now = shlex.join(now[start:len(now) - end]) or "(nothing)"
+    return f"{then} then, {now} now"
+
+
 def check_settings(args, write):
     """The settings every run of OUT shares, kept in OUT/SETTINGS_FILE: a
     later ablation into OUT must have the same (its finished runs are
@@ -139,7 +154,7 @@ def check_settings(args, write):
                 "fine_tuned_teacher": args.fine_tuned_teacher}
     if os.path.isfile(path):
         saved = files.read_json(path)
-        differ = [f"{k}: {saved.get(k)!r} then, {v!r} now"
+        differ = [f"{k}: {_difference(saved.get(k), v)}"
                   for k, v in settings.items() if saved.get(k) != v]
         if differ:
             raise ValueError(
