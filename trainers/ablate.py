@@ -188,7 +188,8 @@ def plan_lines(args, runs, reference):
     """The plan: each variant's runs, what is reused, estimated minutes."""
     from tinybert_tf import ablation as ab
     seeds = range(args.repeats)
-    lines = [f"Ablation into {args.output_dir}: {len(args.names)} variant(s),"
+    lines = [f"Ablation into {args.output_dir}: {', '.join(args.names)}"
+             f"{'' if 'full' in args.names else ' (and full, the reference)'};"
              f" {args.repeats} seed(s) ({', '.join(map(str, seeds))}); each "
              "run is python -m trainers.task under "
              f"{os.path.join(args.output_dir, 'runs', 'VARIANT', 'seedK')}."]
