@@ -8,7 +8,7 @@ import os
 from tests.test_trainer_task import _argv, files  # noqa: F401 (fixture)
 from tests.tiny import tiny_corpus
 from tinybert_tf.general_students import cache_key
-from trainers import general
+from trainers import general_flags as general
 from trainers import task as task_cli
 
 

@@ -248,7 +248,6 @@ def check_task_flags(args):
         check_student(args.student_preset, "--student-preset")
     else:
         check_student(args.student)
-    general_run_flags(args)
     check_files(args, ("train_file", "dev_file", "test_file", "aug_glove"))
 
 
@@ -269,83 +268,6 @@ def checked(check, run):
         check(args)
         return run(args)
     return checked_run
-
-
-# ------------------------------------------------------ the general student
-
-def general_run_flags(args, teacher=None):
-    """The trainers.general flags that make the default student of a
-    trainers.task run (`--student general`): `teacher`, the task's
-    --student-preset, then --general-args (a later flag wins); ValueError
-    naming the flag if they cannot be split or set the output."""
-    import shlex
-    try:
-        extra = shlex.split(args.general_args)
-    except ValueError as error:
-        raise ValueError(f"--general-args {args.general_args!r}: cannot be "
-                         f"split into flags ({error}).") from None
-    if any(word.split("=")[0] == "--output-dir" for word in extra):
-        raise ValueError("--general-args: --output-dir is the cache's; "
-                         "leave it out.")
-    teacher_flags = ["--teacher", teacher] if teacher else []
-    return [*teacher_flags, "--student", args.student_preset, "--into-cache",
-            *extra]
-
-
-def student_source(args, teacher, say, chief=True):
-    """(what `students.make_student` builds the student of a trainers.task
-    run from, the report's "start": its kind and checkpoint): --student-preset for 'random', the
-    cached general student for 'general' (`general_student`), else
-    --student. `teacher` is the pre-trained source fine-tuned in the run,
-    or the `Checkpoint` of a fine-tuned teacher: its general student is
-    that of the pre-trained teacher it records, else its own."""
-    if args.student == "random":
-        return args.student_preset, {"kind": "random", "checkpoint": None}
-    if args.student != "general":
-        kind = "given checkpoint" if os.path.isdir(args.student) else "random"
-        return args.student, {"kind": kind, "checkpoint": args.student
-                              if kind != "random" else None}
-    if hasattr(teacher, "extras"):
-        from tinybert_tf import assets
-        pretrained = teacher.extras.get("pretrained") or teacher.source
-        teacher = None if pretrained == assets.MINILM_NAME else pretrained
-    found = general_student(general_run_flags(args, teacher), say, chief)
-    return found, {"kind": "cached general student", "checkpoint": found}
-
-
-def general_student(flags, say, chief=True):
-    """The checkpoint of the general-distilled student that trainers.general
-    makes with `flags` (`general_run_flags`): found in the cache
-    (`tinybert_tf.general_students`), or made there once by running it, its
-    output shown. Returns the checkpoint directory."""
-    import subprocess
-    import sys
-    from tinybert_tf.general_students import cache_dir, finished_student
-    from trainers import general
-    directory = cache_dir(general.parse_args(flags))
-    found = finished_student(directory)
-    if found:
-        say(f"Student: the general-distilled student cached in {found}.")
-        return found
-    command = [sys.executable, "-m", "trainers.general", *flags]
-    if not chief:
-        raise RuntimeError(f"No general-distilled student in {directory}: "
-                           "run `python " + " ".join(command[1:]) + "` once "
-                           "before a multi-worker run, or pass --student.")
-    say("No general-distilled student of this teacher and architecture in "
-        f"the cache yet: making one, once, in {directory} (TinyBERT's first "
-        "stage; about 15 minutes on 2 CPU cores with the default corpus, a "
-        "rerun resumes it; --student random skips it):\n  python "
-        + " ".join(command[1:]))
-    started = time.time()
-    code = subprocess.call(command)
-    if code != 0 or not finished_student(directory):
-        raise RuntimeError(f"trainers.general failed (exit status {code}); "
-                           "its output is above. Run the same command again "
-                           "to resume it, or pass --student random.")
-    say(f"General-distilled student made in {(time.time() - started) / 60:.1f}"
-        f" min and cached in {directory}.")
-    return finished_student(directory)
 
 
 # ------------------------------------------------------------------ output

@@ -96,7 +96,7 @@ def stages_to_redo(redo):
     return set(STAGES[first:])
 
 
-def general_flags(mode, extras):
+def general_stage_flags(mode, extras):
     """The trainers.general flags of the pipeline's general student: the
     mode's settings, then --general-args. trainers.task is given the same
     ones (--general-args), so it finds that student in the cache."""
@@ -107,9 +107,9 @@ def general_result(mode, extras):
     """Where the general stage's report.json is: in the cache of general
     students (`tinybert_tf.general_students`)."""
     from tinybert_tf.general_students import cache_dir
-    from trainers import general
-    flags = ["--into-cache"] + general_flags(mode, extras)
-    return os.path.join(cache_dir(general.parse_args(flags)), "report.json")
+    from trainers.general_flags import parse_args
+    flags = ["--into-cache"] + general_stage_flags(mode, extras)
+    return os.path.join(cache_dir(parse_args(flags)), "report.json")
 
 
 def stage_command(stage, out, mode, retrain_teacher, extras, redo=False):
@@ -126,10 +126,11 @@ def stage_command(stage, out, mode, retrain_teacher, extras, redo=False):
     overwrite = [*(["--overwrite"] if redo else []), *extras.get(stage, [])]
     if stage == "general":
         return (["-m", "trainers.general", "--into-cache"]
-                + general_flags(mode, extras) + (["--overwrite"] if redo else []))
+                + general_stage_flags(mode, extras)
+                + (["--overwrite"] if redo else []))
     if stage == "task":
         teacher = ["--retrain-teacher"] if retrain_teacher else []
-        general = shlex.join(general_flags(mode, extras))
+        general = shlex.join(general_stage_flags(mode, extras))
         return (["-m", "trainers.task", "--output-dir", path("task")]
                 + (["--general-args", general] if general else [])
                 + settings["task"] + teacher + overwrite)

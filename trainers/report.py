@@ -1,7 +1,7 @@
 """The report of a `trainers.pipeline` run: a table, plots and a Markdown page.
 
-Reads what the stages wrote under the run's directory (general/, task/,
-export/) and writes there:
+Reads what the stages wrote (task/ and export/ under the run's directory,
+the general student's run in the cache) and writes there:
 
   report.md            the final table, what each stage did, the plots
   summary.json         the table as data
@@ -10,8 +10,7 @@ export/) and writes there:
                        one row per mapped layer
   plots/variants.png   accuracy against file size and latency
 
-Keras latencies are measured here, at batch 1 with one thread like the
-TFLite numbers of the export stage.
+Keras latencies: batch 1, one thread, like the export stage's TFLite ones.
 
     python -m trainers.report --output-dir outputs/demo
 """
@@ -52,20 +51,13 @@ def read_log(path):
                          for r in rows]) for k in rows[0]}
 
 
-def general_dir(root, task):
-    """The folder of the trainers.general run the task's student started
-    from: the cached general student (the pipeline's), or ROOT/general."""
-    start = task["student"].get("start") or {}
-    if start.get("checkpoint"):
-        folder = os.path.dirname(os.path.abspath(start["checkpoint"]))
-        if os.path.isfile(os.path.join(folder, "report.json")):
-            return folder
-    return os.path.join(root, "general")
-
-
 def read_results(root):
     task = _json(os.path.join(root, "task", "report.json"))
-    general = general_dir(root, task)
+    # The trainers.general run of the task's start: the cached general
+    # student (the pipeline's).
+    general = os.path.dirname(os.path.abspath(
+        (task["student"].get("start") or {}).get("checkpoint") or
+        os.path.join(root, "general", "student")))
     results = {"general": _json(os.path.join(general, "report.json")),
                "task": task,
                "export": _json(os.path.join(root, "export",

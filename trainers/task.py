@@ -38,7 +38,7 @@ import os
 import sys
 
 from tinybert_tf import console, files
-from trainers import common
+from trainers import common, general_flags
 
 
 def parse_args(argv=None):
@@ -276,7 +276,7 @@ def distil(args, chief):
          f"labels {task.label_names or 'regression'}; metric {primary}; "
          f"sequence length {length} ({chosen}).")
 
-    student_source, start = common.student_source(
+    student_source, start = general_flags.student_source(
         args, teacher_source if status == "fine-tuned" else teacher_ckpt,
         show, chief)
     with strategy.scope():
@@ -388,8 +388,12 @@ def _summary(scores, primary):
 
 
 def main(argv=None):
-    return console.run_main(
-        parse_args, common.checked(common.check_task_flags, run), argv)
+    return console.run_main(parse_args, common.checked(check, run), argv)
+
+
+def check(args):
+    common.check_task_flags(args)
+    general_flags.general_run_flags(args)  # --general-args can be split
 
 
 if __name__ == "__main__":
