@@ -153,7 +153,9 @@ def parse_args(argv=None):
                      default=None, help="augment the train texts (on in "
                                         "both recipes)")
     aug.add_argument("--aug-n", type=int, default=None,
-                     help="samples per example (paper: official per-task N)")
+                     help="samples per example (fast: 20 for texts of at "
+                          "most 64 word-pieces, 4 for longer; paper: the "
+                          "official N of a GLUE task)")
     aug.add_argument("--aug-p", type=float, default=0.4,
                      help="replacement probability p_t")
     aug.add_argument("--aug-k", type=int, default=15, help="candidates K")
@@ -271,6 +273,8 @@ def distil(args, chief):
     tokenizer, chosen = td.fit_sequence_length(task.train, tokenizer,
                                                args.sequence_length)
     length = tokenizer.sequence_length
+    if args.aug_n is None and args.recipe == "fast":
+        args.aug_n = td.fast_augment_count(length)
     show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
          f"{'no' if task.test is None else len(task.test)} test examples; "
          f"labels {task.label_names or 'regression'}; metric {primary}; "
@@ -320,7 +324,7 @@ def distil(args, chief):
                 show(f"Teacher saved to {paths['teacher']}.")
         with clock.stage("teacher_eval"):
             teacher_scores = steps.teacher_scores()
-        show(f"Teacher: {_summary(teacher_scores, primary)}")
+        show(f"Teacher: {td.scores_line(teacher_scores, primary)}")
         show(f"Student ({student_desc}): {student.count_params():,} parameters"
              f" ({student.count_params() / teacher.count_params():.1%} of the "
              "teacher).")
@@ -347,7 +351,7 @@ def distil(args, chief):
             best_student = steps.prediction_step(distill_data)
         with clock.stage("student_eval"):
             student_scores = inputs.scores(student)
-        show(f"Student: {_summary(student_scores, primary)}")
+        show(f"Student: {td.scores_line(student_scores, primary)}")
         save(
             student, paths["student"], tokenizer.vocabulary,
             extra_weights=projections,
@@ -363,7 +367,7 @@ def distil(args, chief):
             with clock.stage("baseline"):
                 baseline = steps.baseline(
                     distill_data, "augmented" if args.augment else "original")
-            show(f"Baseline: {_summary(baseline.scores, primary)}")
+            show(f"Baseline: {td.scores_line(baseline.scores, primary)}")
 
     report = td.task_report(td.TaskRun(
         task, length,
@@ -380,11 +384,6 @@ def distil(args, chief):
     show(td.retention_line(report))
     show(f"Report: {paths['report.json']}")
     return 0
-
-
-def _summary(scores, primary):
-    return ", ".join(f"{name} {primary} {values[primary]:.4f}"
-                     for name, values in scores.items())
 
 
 def main(argv=None):
