@@ -152,6 +152,18 @@ def test_bad_general_args_of_the_default_student(tiny, tmp_path, capsys,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_general_student_stops_the_task_run(tiny, tmp_path, capfd):
+    argv = _task_argv(tiny, tmp_path / "out", "--general-args",
+                      f"--corpus {tmp_path / 'missing.txt'}")
+    argv[argv.index("--student") + 1] = "general"
+    assert _status(task.main, [str(a) for a in argv]) == 1
+    said = capfd.readouterr()
+    assert "missing.txt: no such file" in said.err  # trainers.general's own
+    assert "trainers.general failed (exit status 2)" in said.err
+    assert "Traceback" not in said.err
+    assert not (tmp_path / "out" / "student").exists()
+
+
 @pytest.mark.parametrize("kind", ["missing-json", "missing-dir"])
 def test_missing_student(tiny, tmp_path, capsys, kind):
     missing = str(tmp_path / ("nope.json" if kind == "missing-json"

@@ -12,6 +12,7 @@ import argparse
 import os
 import time
 
+from tinybert_tf import console
 from trainers import common
 
 # Defaults of the flags left unset. "paper": the paper's set-up and every
@@ -132,9 +133,10 @@ def student_source(args, teacher, say, chief=True):
     """(what `students.make_student` builds the student of a trainers.task
     run from, the report's "start": its kind and checkpoint):
     --student-preset for 'random', the cached general student for 'general'
-    (`general_student`), else --student. `teacher` is the pre-trained source fine-tuned in the run,
-    or the `Checkpoint` of a fine-tuned teacher: its general student is
-    that of the pre-trained teacher it records, else its own."""
+    (`general_student`), else --student. `teacher` is the pre-trained
+    source fine-tuned in the run, or the `Checkpoint` of a fine-tuned
+    teacher: its general student is that of the pre-trained teacher it
+    records, else its own."""
     if args.student == "random":
         return args.student_preset, {"kind": "random", "checkpoint": None}
     if args.student != "general":
@@ -164,7 +166,7 @@ def general_student(flags, say, chief=True):
         return found
     command = [sys.executable, "-m", "trainers.general", *flags]
     if not chief:
-        raise RuntimeError(f"No general-distilled student in {directory}: "
+        raise console.RunStopped(f"No general-distilled student in {directory}: "
                            "run `python " + " ".join(command[1:]) + "` once "
                            "before a multi-worker run, or pass --student.")
     say("No general-distilled student of this teacher and architecture in "
@@ -175,7 +177,7 @@ def general_student(flags, say, chief=True):
     started = time.time()
     code = subprocess.call(command)
     if code != 0 or not finished_student(directory):
-        raise RuntimeError(f"trainers.general failed (exit status {code}); "
+        raise console.RunStopped(f"trainers.general failed (exit status {code}); "
                            "its output is above. Run the same command again "
                            "to resume it, or pass --student random.")
     say(f"General-distilled student made in {(time.time() - started) / 60:.1f}"
