@@ -23,6 +23,7 @@ setup(
         "pyarrow",
         "tqdm",
         "matplotlib",
+        "scipy",  # t intervals of trainers.ablate (gensim needs it too)
         "tensorboard",
         "tokenizers",
     ],

@@ -68,3 +68,35 @@ def test_peer_parses_help(script):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_general_start_runs_and_summary(tmp_path):
+    """benchmarks/general_start.py: the teacher is fine-tuned by the first
+    run only; the summary pairs the two starts by seed."""
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import general_start
+    finally:
+        sys.path.remove(BENCHMARKS)
+    order = general_start.runs("titles", "out", [0, 1], "G")
+    assert [os.path.basename(t) for t, _ in order] == [
+        "random-s0", "general-s0", "general-s1", "random-s1"]
+    assert "--fine-tuned-teacher" not in order[0][1]
+    assert all(f[f.index("--fine-tuned-teacher") + 1] == os.path.join(
+        "out", "random-s0", "teacher") for _, f in order[1:])
+    assert "--no-baseline" in order[3][1] and "--no-baseline" not in order[1][1]
+
+    scores = {("general", 0): 0.9, ("general", 1): 0.8,
+              ("random", 0): 0.85, ("random", 1): 0.8}
+    for (start, seed), accuracy in scores.items():
+        folder = tmp_path / "titles" / f"{start}-s{seed}"
+        folder.mkdir(parents=True)
+        split = {"accuracy": accuracy}
+        (folder / "report.json").write_text(json.dumps({
+            "student": {"test": split, "dev": split},
+            "teacher": {"test": {"accuracy": 1.0}, "dev": {"accuracy": 1.0}},
+            "baseline": {"test": {"accuracy": 0.7}, "dev": {"accuracy": 0.7}}}))
+    test = general_start.summarise(str(tmp_path), "titles", [0, 1])["test"]
+    assert test["general"]["mean"] == pytest.approx(85.0)
+    assert test["general_minus_random"]["runs"] == pytest.approx([5.0, 0.0])
+    assert test["distillation_gain"]["mean"] == pytest.approx(15.0)

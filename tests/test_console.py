@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # export.tflite; a new one is checked as soon as it exists.
 CLIS = sorted(
     [f"trainers.{name[:-3]}" for name in os.listdir(os.path.join(ROOT, "trainers"))
-     if name.endswith(".py") and name not in ("__init__.py", "common.py")]
+     if name.endswith(".py") and name not in ("__init__.py", "common.py", "general_flags.py")]
     + ["export.tflite"])
 # What TensorFlow's libraries print on a machine without a GPU (and with).
 NOISE = ("absl::InitializeLog", "cuInit", "cudart_stub", "cuda drivers",

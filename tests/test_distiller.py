@@ -236,6 +236,23 @@ def test_regression_prediction_uses_gold_labels():
         compute(distiller, inputs)
 
 
+def test_prediction_target_labels_is_cross_entropy_on_the_gold_labels():
+    """The paper's ablation without L_pred: the prediction layer learns the
+    labels, not the teacher."""
+    distiller = Distiller(*classifiers(), stage="prediction",
+                          prediction_target="labels")
+    inputs = make_inputs()
+    labels = np.array([0, 2, 1, 2])
+    student, _ = outputs(distiller, inputs)
+    logits = np.asarray(student["logits"], "float64")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    value = -log_p[np.arange(4), labels].mean()
+    assert_losses_equal(compute(distiller, inputs, labels),
+                        {"prediction_loss": value, "loss": value})
+    with pytest.raises(ValueError, match="gold labels"):
+        compute(distiller, inputs)
+
+
 def test_prediction_stage_trains_the_classifier_only_from_logits():
     teacher, student = classifiers()
     distiller = Distiller(teacher, student, stage="prediction")

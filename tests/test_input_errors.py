@@ -140,6 +140,30 @@ def test_unknown_student_preset_of_a_random_student(tiny, tmp_path, capsys):
              "tinybert-4l-312d")
 
 
+@pytest.mark.parametrize("flags, message", [
+    ("--steps '10", "--general-args \"--steps '10\": cannot be split"),
+    ("--output-dir x", "--general-args: --output-dir is the cache's"),
+])
+def test_bad_general_args_of_the_default_student(tiny, tmp_path, capsys,
+                                                 flags, message):
+    argv = _task_argv(tiny, tmp_path / "out", "--general-args", flags)
+    argv[argv.index("--student") + 1] = "general"
+    _refused(task.main, argv, capsys, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_general_student_stops_the_task_run(tiny, tmp_path, capfd):
+    argv = _task_argv(tiny, tmp_path / "out", "--general-args",
+                      f"--corpus {tmp_path / 'missing.txt'}")
+    argv[argv.index("--student") + 1] = "general"
+    assert _status(task.main, [str(a) for a in argv]) == 1
+    said = capfd.readouterr()
+    assert "missing.txt: no such file" in said.err  # trainers.general's own
+    assert "trainers.general failed (exit status 2)" in said.err
+    assert "Traceback" not in said.err
+    assert not (tmp_path / "out" / "student").exists()
+
+
 @pytest.mark.parametrize("kind", ["missing-json", "missing-dir"])
 def test_missing_student(tiny, tmp_path, capsys, kind):
     missing = str(tmp_path / ("nope.json" if kind == "missing-json"
@@ -350,9 +374,9 @@ def test_pipeline_stage_flags(tmp_path, capsys, flag, value, fragment):
 # ------------------------------------------------------------------ report, predict
 
 def test_report_of_a_corrupt_stage_report(tmp_path, capsys):
-    # A truncated general/report.json was a JSONDecodeError traceback.
-    (tmp_path / "general").mkdir()
-    broken = tmp_path / "general" / "report.json"
+    # A truncated stage report.json was a JSONDecodeError traceback.
+    (tmp_path / "task").mkdir()
+    broken = tmp_path / "task" / "report.json"
     broken.write_text('{"steps": 3')
     _refused(report.main, ["--output-dir", tmp_path], capsys,
              f"{broken} is not valid JSON")

@@ -21,14 +21,22 @@ def test_redo_reruns_the_stage_and_every_later_one():
 
 
 def test_stage_commands_chain_the_outputs():
-    task = pipeline.stage_command("task", "out", "full", retrain_teacher=True,
-                                  extra=["--seed", "3"])
+    extras = {"task": ["--seed", "3"], "general": ["--steps", "7"]}
+    task = pipeline.stage_command("task", "out", "full", True, extras)
     assert task[:2] == ["-m", "trainers.task"]
-    assert task[task.index("--student") + 1] == os.path.join("out", "general",
-                                                             "student")
+    # The task starts from the general stage's student: the same flags
+    # give trainers.task's cached one.
+    assert "--student" not in task
+    assert task[task.index("--general-args") + 1] == "--steps 7"
+    general = pipeline.stage_command("general", "out", "full", False, extras)
+    assert general == ["-m", "trainers.general", "--into-cache", "--steps", "7"]
+    quick = pipeline.stage_command("task", "out", "quick", False, {})
+    assert quick[quick.index("--general-args") + 1] == "--steps 10 --save-every 5"
+    assert "--general-args" not in pipeline.stage_command("task", "out",
+                                                          "full", False, {})
     assert "--retrain-teacher" in task
     assert task[-2:] == ["--seed", "3"]  # the user's flags come last and win
-    export = pipeline.stage_command("export", "out", "quick", False)
+    export = pipeline.stage_command("export", "out", "quick", False, {})
     assert export[export.index("--checkpoint") + 1] == os.path.join(
         "out", "task", "student")
     assert export[export.index("--mediapipe-examples") + 1] == "-1"
@@ -37,9 +45,9 @@ def test_stage_commands_chain_the_outputs():
 def test_an_unfinished_stage_resumes_and_a_redone_one_overwrites():
     for stage in ("general", "task", "export"):
         assert "--overwrite" not in pipeline.stage_command(stage, "out", "full",
-                                                           False)
+                                                           False, {})
         assert "--overwrite" in pipeline.stage_command(stage, "out", "full",
-                                                       False, redo=True)
+                                                       False, {}, redo=True)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +116,16 @@ def test_pipeline_runs_every_stage_and_writes_the_report(tiny_run):
 
     summary = json.loads((out / "summary.json").read_text())
     models = [row["model"] for row in summary["rows"]]
-    assert models[:3] == ["teacher (Keras, fine-tuned)",
-                          "student (Keras, TinyBERT distilled)",
-                          "same student, trained on labels only (augmented data)"]
+    assert models[:3] == [
+        "teacher (Keras, fine-tuned)",
+        "student (Keras, TinyBERT distilled from a cached general student)",
+        "same student, trained on labels only (augmented data, from the same "
+        "cached general student)"]
+    # The task started from the general stage's student, in the cache.
+    general = task["student"]["start"]["checkpoint"]
+    assert task["student"]["start"]["kind"] == "cached general student"
+    assert os.path.isfile(os.path.join(os.path.dirname(general),
+                                       "report.json"))
     assert [m for m in models if "TFLite" in m] == [
         f"student TFLite {v}" for v in export["variants"]]
     for row in summary["rows"]:

@@ -14,13 +14,13 @@ def test_prune_stage_sits_between_task_and_export():
 
 
 def test_prune_and_export_commands():
-    prune = pipeline.stage_command("prune", "out", "quick", False)
+    prune = pipeline.stage_command("prune", "out", "quick", False, {})
     assert prune[:2] == ["-m", "trainers.prune"]
     assert prune[prune.index("--student") + 1] == "out/task/student"
     assert prune[prune.index("--teacher") + 1] == "out/task/teacher"
     assert prune[prune.index("--output-dir") + 1] == "out/prune"
     assert "--quick" in prune and "--heads-keep" in prune
-    export = pipeline.stage_command("export", "out", "quick", False,
+    export = pipeline.stage_command("export", "out", "quick", False, {},
                                     pruned=True)
     assert export[export.index("--checkpoint") + 1] == "out/prune/student"
     args = pipeline.parse_args(["--prune", "--prune-args", "--ffn-keep 0.25"])
@@ -28,22 +28,18 @@ def test_prune_and_export_commands():
         "--ffn-keep", "0.25"]
 
 
-def test_report_shows_the_pruned_students_row():
-    from trainers import report
-    scores = {"test": {"accuracy": 0.9}}
-    task = {"primary_metric": "accuracy", "retention": {"test": 0.9},
-            "examples": {"test": 10},
-            "teacher": {**scores, "parameters": 100},
-            "student": {**scores, "parameters": 50}, "baseline": None}
-    pruned = {"parameters": {"after": 40},
-              "scores": {"after_recovery": {"test": {"accuracy": 0.85}}}}
-    export = {"eval_examples": 10, "variants": {"dynamic_int8": {
-        "accuracy": 0.85, "size_mb": 1.0, "median_latency_ms": 1.0}}}
-    rows = report.build_table(
-        {"task": task, "export": export, "prune": pruned},
-        {"teacher": 3, "student": 2, "pruned": 1},
-        {"teacher": 3, "student": 2, "pruned": 2})
-    assert [r["model"] for r in rows][2:] == [
-        "pruned student (Keras, trainers.prune)",
-        "pruned student TFLite dynamic_int8"]
-    assert rows[2]["accuracy"] == 0.85 and rows[3]["parameters"] == 40
+def test_report_names_the_pruned_student_on_the_tflite_rows(tmp_path):
+    import json
+    from tinybert_tf import pruning
+    rows = [{"model": "student (Keras, TinyBERT distilled)", "parameters": 50},
+            {"model": "student TFLite dynamic_int8", "parameters": 50}]
+    assert pruning.pipeline_rows(str(tmp_path), rows) == rows  # no --prune
+    (tmp_path / "prune").mkdir()
+    (tmp_path / "prune" / "prune_report.json").write_text(json.dumps({
+        "parameters": {"after": 40},
+        "removed": [{"heads_kept": [0, 3], "ffn_neurons_kept": 5},
+                    {"heads_kept": [], "ffn_neurons_kept": 7}]}))
+    out = pruning.pipeline_rows(str(tmp_path), rows)
+    assert out[0] == rows[0]
+    assert out[1] == {"model": "pruned student (heads 2/0, FFN 5/7) TFLite "
+                               "dynamic_int8", "parameters": 40}

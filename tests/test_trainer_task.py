@@ -305,3 +305,14 @@ def test_names_a_person_recognises():
                                 "--task-name", "reviews"])
     from tinybert_tf.task_data import TaskDataOptions
     assert TaskDataOptions.from_mapping(vars(args)).task_name == "reviews"
+
+
+def test_the_fast_recipe_augments_short_texts_more():
+    """N = 20 (the official single-sentence N) up to 64 word-pieces, 4 for
+    longer texts; --aug-n and the paper recipe keep theirs."""
+    from tinybert_tf import task_distillation as td
+    assert task_cli.parse_args([]).aug_n is None
+    assert [td.fast_augment_count(n) for n in (16, 64, 65, 128)] == [
+        20, 20, 4, 4]
+    assert task_cli.parse_args(["--aug-n", "7"]).aug_n == 7
+    assert task_cli.parse_args(["--quick"]).aug_n == 2

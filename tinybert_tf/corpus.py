@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from tinybert_tf import files
+from tinybert_tf.assets import BBC_NEWS_TRAIN
 
 CACHE_VERSION = 1
 # A text file with more lines that are not UTF-8 than this fraction is
@@ -181,6 +182,20 @@ def read_documents(path, doc_format="auto", log=print):
     return _text_documents(path, doc_format, log)
 
 
+def bbc_news_train_documents():
+    """Yields the BBC News train-split articles (`tasks.load_bbc_news`)."""
+    from tinybert_tf.tasks import load_bbc_news
+    yield from load_bbc_news().train.text_a
+
+
+def _documents(source, doc_format, log):
+    if source == BBC_NEWS_TRAIN:
+        return bbc_news_train_documents()
+    if source.startswith("tfds:"):
+        return tfds_documents(source[5:])
+    return read_documents(source, doc_format, log)
+
+
 def tfds_documents(name, split="train", text_key="text", data_dir=None):
     """Yields the documents of a TFDS text dataset (e.g. "wikipedia/20230601.en")."""
     import tensorflow_datasets as tfds
@@ -252,6 +267,9 @@ def _serialize(token_ids, segment_ids):
 # ---------------------------------------------------------------- caching
 
 def _source_identity(source):
+    if source == BBC_NEWS_TRAIN:
+        from tinybert_tf.tasks import BBC_NEWS_FRACTIONS
+        return f"{source}:seed0:{BBC_NEWS_FRACTIONS}"
     if isinstance(source, str) and os.path.exists(source):
         stat = os.stat(source)
         return f"{os.path.abspath(source)}:{stat.st_size}:{int(stat.st_mtime)}"
@@ -279,8 +297,9 @@ def build_cache(sources, tokenizer, cache_dir=None, doc_format="auto",
                 log=print):
     """Packs and tokenizes the corpus once; returns the cache directory.
 
-    `sources`: corpus file paths, or an iterable factory's name prefixed with
-    "tfds:" (`"tfds:wikipedia/20230601.en"`, read with `tfds_documents`).
+    `sources`: corpus file paths, TFDS names prefixed with "tfds:"
+    (`"tfds:wikipedia/20230601.en"`, read with `tfds_documents`), or
+    `BBC_NEWS_TRAIN` (`bbc_news_train_documents`).
     An existing cache with the same key is reused as is.
     """
     sources = list(sources)
@@ -331,9 +350,7 @@ def build_cache(sources, tokenizer, cache_dir=None, doc_format="auto",
     try:
         batch = []
         for source in sources:
-            documents = (tfds_documents(source[5:])
-                         if source.startswith("tfds:")
-                         else read_documents(source, doc_format, log))
+            documents = _documents(source, doc_format, log)
             for document in documents:
                 if max_documents and stats["documents"] >= max_documents:
                     break

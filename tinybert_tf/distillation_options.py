@@ -70,7 +70,8 @@ class DistillationOptions:
         loss_weights: a `LossWeights`.
         temperature, prediction_reduction: the prediction-layer loss.
         teacher_training: the teacher runs with dropout (official scripts).
-        regression_target: "teacher" or "labels" (`Distiller`).
+        regression_target, prediction_target: "teacher" or "labels"
+            (`Distiller`).
     """
 
     mapping_strategy: str = "uniform"
@@ -83,6 +84,7 @@ class DistillationOptions:
     prediction_reduction: str = "official"
     teacher_training: bool = False
     regression_target: str = "teacher"
+    prediction_target: str = "teacher"
 
     def mapping(self, student_layers, teacher_layers):
         return parse_layer_mapping(student_layers, teacher_layers,
@@ -105,4 +107,5 @@ class DistillationOptions:
             prediction_loss=PredictionLoss(self.temperature,
                                            self.prediction_reduction),
             teacher_training=self.teacher_training,
-            regression_target=self.regression_target)
+            regression_target=self.regression_target,
+            prediction_target=self.prediction_target)

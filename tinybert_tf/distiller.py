@@ -89,17 +89,23 @@ class Distiller(BuiltBeforeFit, keras.Model):
             learns: "teacher" (MSE to the teacher's outputs, the paper's
             method) or "labels" (MSE to the gold labels: the official code,
             a known bug, huawei-noah/Pretrained-Language-Model#128).
+        prediction_target: what the prediction layer learns: "teacher"
+            (TinyBERT's prediction-layer distillation) or "labels" (the gold
+            labels: cross-entropy, MSE for regression; the paper's ablation
+            without L_pred, Table 4).
     """
 
     def __init__(self, teacher, student, mapping=None, stage="intermediate",
                  projection="shared", loss_weights=None, attention_loss=None,
                  hidden_loss=None, embedding_loss=None, prediction_loss=None,
                  teacher_training=False, regression_target="teacher",
-                 **kwargs):
+                 prediction_target="teacher", **kwargs):
         super().__init__(**kwargs)
-        if regression_target not in REGRESSION_TARGETS:
-            raise ValueError(f"regression_target must be one of "
-                             f"{REGRESSION_TARGETS}, got {regression_target!r}.")
+        for name, value in (("regression_target", regression_target),
+                            ("prediction_target", prediction_target)):
+            if value not in REGRESSION_TARGETS:
+                raise ValueError(f"{name} must be one of {REGRESSION_TARGETS},"
+                                 f" got {value!r}.")
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}.")
         if projection not in PROJECTIONS:
@@ -151,6 +157,7 @@ class Distiller(BuiltBeforeFit, keras.Model):
         self.regression_loss = RegressionLoss()
         self.teacher_training = teacher_training
         self.regression_target = regression_target
+        self.prediction_target = prediction_target
 
         count = 1 if projection == "shared" else s_config.num_layers + 1
         self.projections = [
@@ -237,13 +244,17 @@ class Distiller(BuiltBeforeFit, keras.Model):
             losses["hidden_loss"] = hidden_sum
             total += w.attention * attention_sum + w.hidden * hidden_sum
         if self.stage != "intermediate":
-            if self.student.is_regression:
-                target = teacher_out["logits"]
-                if self.regression_target == "labels":
-                    if labels is None:
-                        raise ValueError("regression_target='labels' needs "
-                                         "gold labels in the data.")
-                    target = labels
+            gold = self.prediction_target == "labels" or (
+                self.student.is_regression and self.regression_target == "labels")
+            if gold and labels is None:
+                raise ValueError("A prediction layer that learns the gold "
+                                 "labels needs them in the data.")
+            if gold and not self.student.is_regression:
+                prediction = ops.mean(keras.losses.sparse_categorical_crossentropy(
+                    ops.cast(labels, "int32"),
+                    ops.cast(student_out["logits"], "float32"), from_logits=True))
+            elif self.student.is_regression:
+                target = labels if gold else teacher_out["logits"]
                 prediction = self.regression_loss(student_out["logits"], target)
             else:
                 prediction = self.prediction_loss(student_out["logits"],

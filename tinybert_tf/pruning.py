@@ -52,6 +52,7 @@ Example:
 """
 
 import dataclasses
+import os
 import re
 
 import numpy as np
@@ -488,3 +489,23 @@ def _primary(scores, inputs):
     split = "test" if "test" in scores else "dev"
     metric = inputs.select_metric
     return f"{split} {metric} {scores[split][metric]:.4f}"
+
+
+def pipeline_rows(root, rows):
+    """The rows of `trainers.report`'s table for the run in `root`: those of
+    a `trainers.pipeline --prune` run (ROOT/prune/prune_report.json) name
+    the pruned student on its TFLite rows, with its parameters (the export
+    stage shipped it); the rows of other runs are returned as they are."""
+    from tinybert_tf import files
+    path = os.path.join(root, "prune", "prune_report.json")
+    if not os.path.exists(path):
+        return rows
+    report = files.read_json(path)
+    heads = "/".join(str(len(layer["heads_kept"]))
+                     for layer in report["removed"])
+    ffn = "/".join(str(layer["ffn_neurons_kept"]) for layer in report["removed"])
+    label = f"pruned student (heads {heads}, FFN {ffn})"
+    return [dict(row, model=row["model"].replace("student", label, 1),
+                 parameters=report["parameters"]["after"])
+            if row["model"].startswith("student TFLite") else row
+            for row in rows]

@@ -59,7 +59,7 @@ RECIPES = {
         intermediate_epochs=2, intermediate_lr=1e-3,
         prediction_epochs=3, prediction_lr=1e-3,
         baseline_epochs=None, baseline_lr=1e-3,
-        warmup=0.1, eval_every=100, augment=True, aug_n=4, pooling="mean",
+        warmup=0.1, eval_every=100, augment=True, aug_n=None, pooling="mean",
         optimizer="adamw", clip_mode="global", teacher_dropout=False,
         drop_remainder=False, bucketing=True),
     "paper": dict(
@@ -84,6 +84,17 @@ QUICK = dict(sequence_length=40, teacher_epochs=2, teacher_lr=5e-4,
              intermediate_epochs=2, prediction_epochs=3, eval_every=0, aug_n=2)
 # Single-sentence GLUE tasks (64 word-pieces in both recipes).
 SHORT_TASKS = ("cola", "sst2")
+# The fast recipe's augmentation count N (--aug-n unset): the official N of
+# single sentences (SST-2's 20) for texts of at most SHORT_TEXT word-pieces,
+# 4 for longer ones (a CPU budget: 4 copies of 128-word-piece articles cost
+# as much as 20 of 26-word-piece sentences). docs/demo.md has the runs.
+SHORT_TEXT = 64
+AUGMENT_COUNTS = {"short": 20, "long": 4}
+
+
+def fast_augment_count(sequence_length):
+    """The fast recipe's N for a run of `sequence_length` word-pieces."""
+    return AUGMENT_COUNTS["short" if sequence_length <= SHORT_TEXT else "long"]
 
 
 def default_sequence_length(task, recipe="fast"):
@@ -579,6 +590,9 @@ class StudentResult:
     scores: dict
     best: object  # the step-2 `BestOnDev`
     intermediate_losses: dict | None = None
+    # {"kind": "random", "cached general student" or "given checkpoint",
+    #  "checkpoint": its directory or None}
+    start: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -628,7 +642,8 @@ def task_report(run):
                     "parameters": teacher_params,
                     "config": teacher.model.config.to_dict(),
                     **teacher.scores},
-        "student": {"init": student.init, "checkpoint": student.checkpoint,
+        "student": {"init": student.init, "start": student.start,
+                    "checkpoint": student.checkpoint,
                     "parameters": student_params,
                     "config": student.model.config.to_dict(),
                     "best_dev_step": student.best.best_step,
@@ -653,6 +668,12 @@ def task_report(run):
             name: student.scores[name][primary] - values[primary]
             for name, values in baseline.scores.items()}
     return report
+
+
+def scores_line(scores, primary):
+    """"dev accuracy 0.9, test accuracy 0.8": a metric on every split."""
+    return ", ".join(f"{name} {primary} {values[primary]:.4f}"
+                     for name, values in scores.items())
 
 
 def retention_line(report):

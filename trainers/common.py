@@ -28,7 +28,7 @@ STUDENT_DEFAULT = "tinybert-3l-192d"
 def add_distillation_flags(parser, prediction=False):
     """--mapping, --custom-layers, --projection, --attention-loss,
     --hidden-loss, --loss-weights, --layer-weights (and, with `prediction`,
-    --temperature, --prediction-reduction)."""
+    --temperature, --prediction-reduction, --prediction-target)."""
     from tinybert_tf.layer_mapping import MAPPING_STRATEGIES
     parser.add_argument("--mapping", default="uniform",
                         choices=MAPPING_STRATEGIES)
@@ -55,6 +55,11 @@ def add_distillation_flags(parser, prediction=False):
         parser.add_argument("--temperature", type=float, default=1.0)
         parser.add_argument("--prediction-reduction", default="official",
                             choices=("official", "per_example"))
+        parser.add_argument("--prediction-target", default="teacher",
+                            choices=("teacher", "labels"),
+                            help="what step 2 learns: the teacher's logits "
+                                 "(TinyBERT) or the gold labels (the paper's "
+                                 "ablation without the prediction loss)")
     return parser
 
 
@@ -141,7 +146,8 @@ def distillation_options(args, **extra):
                                                   parse_loss_weights)
     for_prediction = {name: getattr(args, name) for name in
                       ("temperature", "prediction_reduction",
-                       "regression_target") if hasattr(args, name)}
+                       "regression_target", "prediction_target")
+                      if hasattr(args, name)}
     return DistillationOptions(
         mapping_strategy=args.mapping, custom_layers=args.custom_layers,
         projection=args.projection, attention_loss=args.attention_loss,
@@ -238,11 +244,20 @@ def check_task_flags(args):
     if args.train_file and not args.dev_file and not 0 < args.dev_fraction < 1:
         raise ValueError(f"--dev-fraction {args.dev_fraction}: must be "
                          "strictly between 0 and 1 without --dev-file.")
-    if args.student == "random":
+    if args.student in ("random", "general"):
         check_student(args.student_preset, "--student-preset")
     else:
         check_student(args.student)
     check_files(args, ("train_file", "dev_file", "test_file", "aug_glove"))
+
+
+def augment_options(args):
+    """trainers.task's --aug-* flags as `task_distillation.AugmentOptions`."""
+    from tinybert_tf.task_distillation import AugmentOptions
+    return AugmentOptions(
+        num_samples=args.aug_n, replace_prob=args.aug_p, top_k=args.aug_k,
+        mlm=args.aug_mlm, glove=args.aug_glove, cache_dir=args.aug_cache_dir,
+        seed=args.seed, progress=not args.quiet)
 
 
 def checked(check, run):

@@ -1,8 +1,9 @@
 """General distillation: a pre-trained teacher into a small student on text.
 
 With no arguments it distils the real pre-trained MiniLM (6L/384) into the
-default 3-layer student on the Wikipedia excerpt and Lee news corpus that
-gensim ships:
+default 3-layer student on the real English text that installs offline: the
+Wikipedia excerpt and Lee news corpus that gensim ships and the BBC News
+train articles (`--into-cache`: the student trainers.task starts from):
 
     python -m trainers.general
     python -m trainers.general --teacher bert-base-uncased \
@@ -13,7 +14,6 @@ Outputs under --output-dir: student/ (project checkpoint incl. projections),
 report.json, logs/ (CSV + TensorBoard), backup/ while running (resume state).
 """
 
-import argparse
 import math
 import os
 import sys
@@ -21,91 +21,20 @@ import time
 
 from tinybert_tf import console, files
 from trainers import common
+from trainers.general_flags import (OUTPUTS, RUN_ONLY_FLAGS, check_counts,
+                                    parse_args)
 
-# Defaults of the flags left unset. "paper": the paper's set-up and every
-# behaviour of the official general_distill.py (docs/fidelity.md).
-RECIPES = {
-    "fast": dict(epochs=3.0, learning_rate=1e-3, optimizer="adamw",
-                 clip_mode="global", teacher_dropout=False),
-    "paper": dict(epochs=3.0, learning_rate=5e-5, optimizer="bertadam",
-                  clip_mode="per_tensor", teacher_dropout=True),
-}
-RECIPES["official"] = RECIPES["paper"]  # general_distill.py has no known bug
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python -m trainers.general",
-        description="TinyBERT general distillation (attention + hidden-state "
-                    "losses, pre-trained teacher, plain text).")
-    p.add_argument("--teacher", default=None,
-                   help="HF directory, hub id, keras-hub preset or project "
-                        "checkpoint (default: the offline MiniLM).")
-    p.add_argument("--student", default=common.STUDENT_DEFAULT,
-                   help="model preset name, config .json, or a checkpoint "
-                        "directory to continue from (default %(default)s).")
-    p.add_argument("--corpus", nargs="*", default=None,
-                   help="text files (.txt/.gz/.bz2, Wikipedia .xml.bz2); "
-                        "default: gensim's Wikipedia excerpt + Lee news.")
-    p.add_argument("--doc-format", default="auto", choices=("auto", "line", "blank"))
-    p.add_argument("--tfds-dataset", default=None,
-                   help="a TFDS text dataset instead of files, e.g. "
-                        "wikipedia/20230601.en (feature --tfds-text-key).")
-    p.add_argument("--tfds-text-key", default="text")
-    p.add_argument("--max-documents", type=int, default=None)
-    p.add_argument("--sequence-length", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32, help="global batch")
-    p.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
-                   help="defaults of the flags below: " + "; ".join(
-                       f"{name}: " + ", ".join(f"{k}={v}" for k, v in
-                                               values.items())
-                       for name, values in RECIPES.items()))
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--steps", type=int, default=None,
-                   help="total steps (overrides --epochs; >= 1)")
-    p.add_argument("--save-every", type=int, default=100,
-                   help="steps between checkpoints/backups (one Keras epoch)")
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="peak of the warm-up + linear decay (the paper: 5e-5 "
-                        "over 3 epochs of Wikipedia; 1e-3 suits short runs "
-                        "such as the embedded one, docs/demo.md)")
-    p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
-    common.add_optimization_flags(p)
-    common.add_distillation_flags(p)
-    common.add_run_flags(p, "outputs/general",
-                         "replace a finished run in --output-dir")
-    p.add_argument("--tpu", default=None)
-    p.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"))
-    p.add_argument("--cache-dir", default=None,
-                   help="tokenized corpus cache (default ~/.cache/tinybert_tf)")
-    args = p.parse_args(argv)
-    return common.fill_from_recipe(args, RECIPES[args.recipe])
-
-
-def check_counts(args):
-    """Refuses flag values that cannot make a run (`--steps 0` included),
-    an unknown --student and missing --corpus files, naming the flag."""
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps {args.steps}: a run needs at least one "
-                         "step (leave --steps out to use --epochs).")
-    common.check_flags(
-        args, positive=("epochs", "learning_rate"),
-        # [CLS] A [SEP] B [SEP] with two word-pieces at least
-        at_least={"save_every": 1, "batch_size": 1, "sequence_length": 5,
-                  "max_documents": 1},
-        non_negative=("weight_decay", "clip_norm"), fractions=("warmup",))
-    common.check_student(args.student)
-    common.check_files(args, ("corpus",))
-
-
-# Flags that do not change what a run computes: a resumed run may differ.
-RUN_ONLY_FLAGS = ("output_dir", "overwrite", "verbose", "strategy", "tpu",
-                  "jit_compile", "cache_dir")
-OUTPUTS = ("student", "report.json", "logs", "backup", "backup.old",
-           "run.json")
 
 
 def run(args):
+    if args.into_cache:
+        from tinybert_tf.general_students import cache_dir, finished_student
+        args.output_dir = cache_dir(args)
+        found = finished_student(args.output_dir)
+        if found and not args.overwrite:
+            print(f"The general-distilled student of these flags is cached "
+                  f"in {found} (made earlier).")
+            return 0
     return common.run_owning_output(args, distil)
 
 
@@ -131,7 +60,7 @@ def distil(args, chief):
     teacher_source, teacher_ckpt, tokenizer = students.read_teacher(
         args.teacher, args.sequence_length)
     sources = ([f"tfds:{args.tfds_dataset}"] if args.tfds_dataset
-               else args.corpus or assets.gensim_text_files())
+               else args.corpus or assets.default_corpus())
     cache = build_cache(sources, tokenizer, args.cache_dir, args.doc_format,
                         seed=args.seed, max_documents=args.max_documents)
     corpus = cache_info(cache)

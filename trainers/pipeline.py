@@ -6,9 +6,10 @@
 
 Stages, each a separate process whose outputs stay under --output-dir:
 
-  general  python -m trainers.general: the real MiniLM teacher distilled into
-           the 3-layer student on the gensim Wikipedia + Lee news text
-           -> OUT/general/student
+  general  python -m trainers.general --into-cache: the real MiniLM teacher
+           distilled into the 3-layer student on the offline English text
+           (gensim's Wikipedia + Lee news, the BBC train articles), made once
+           and cached: the student trainers.task starts from by default
   task     python -m trainers.task: MiniLM fine-tuned on BBC News (the
            teacher), GloVe data augmentation, TinyBERT's two distillation
            steps from the general student, and the same student fine-tuned
@@ -30,8 +31,9 @@ STAGE` runs it again, and the stages after it, since they read its output.
 An interrupted run continues where it stopped when started again: general
 distillation from its last checkpoint (BackupAndRestore), the task stage
 from its saved teacher. Outside OUT the run writes only the caches under
-$TINYBERT_TF_CACHE (default ~/.cache/tinybert_tf): the tokenized corpus and
-the augmentation results, reused by later runs.
+$TINYBERT_TF_CACHE (default ~/.cache/tinybert_tf): the general student, the
+tokenized corpus, the augmentation results and the teacher's logits, reused
+by later runs.
 """
 
 import argparse
@@ -45,14 +47,13 @@ import time
 from tinybert_tf import console
 
 STAGES = ("general", "task", "export", "report")
-RESULT_FILES = {"general": "general/report.json", "task": "task/report.json",
-                "prune": "prune/prune_report.json",
+RESULT_FILES = {"task": "task/report.json", "prune": "prune/prune_report.json",
                 "export": "export/export_report.json", "report": "report.md"}
 PRUNE_TARGET = ["--heads-keep", "0.67", "--ffn-keep", "0.5"]
 # The stage settings of each mode: flags of the stage's own CLI.
 SETTINGS = {
     "full": {
-        "general": ["--epochs", "1", "--save-every", "50"],
+        "general": [],  # trainers.general's defaults: trainers.task's student
         "task": [],  # trainers.task's "fast" recipe
         "prune": PRUNE_TARGET,
         "export": [],  # at the student's training length
@@ -113,7 +114,23 @@ def stages_to_redo(redo, prune=False):
     return set(stages[first:])
 
 
-def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False,
+def general_stage_flags(mode, extras):
+    """The trainers.general flags of the pipeline's general student: the
+    mode's settings, then --general-args. trainers.task is given the same
+    ones (--general-args), so it finds that student in the cache."""
+    return SETTINGS[mode]["general"] + list(extras.get("general", []))
+
+
+def general_result(mode, extras):
+    """Where the general stage's report.json is: in the cache of general
+    students (`tinybert_tf.general_students`)."""
+    from tinybert_tf.general_students import cache_dir
+    from trainers.general_flags import parse_args
+    flags = ["--into-cache"] + general_stage_flags(mode, extras)
+    return os.path.join(cache_dir(parse_args(flags)), "report.json")
+
+
+def stage_command(stage, out, mode, retrain_teacher, extras, redo=False,
                   pruned=False):
     """The command line of a stage.
 
@@ -125,14 +142,16 @@ def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False,
     """
     path = lambda *parts: os.path.join(out, *parts)  # noqa: E731
     settings = SETTINGS[mode]
-    overwrite = [*(["--overwrite"] if redo else []), *extra]
+    overwrite = [*(["--overwrite"] if redo else []), *extras.get(stage, [])]
     if stage == "general":
-        return (["-m", "trainers.general", "--output-dir", path("general")]
-                + settings["general"] + overwrite)
+        return (["-m", "trainers.general", "--into-cache"]
+                + general_stage_flags(mode, extras)
+                + (["--overwrite"] if redo else []))
     if stage == "task":
         teacher = ["--retrain-teacher"] if retrain_teacher else []
-        return (["-m", "trainers.task", "--student",
-                 path("general", "student"), "--output-dir", path("task")]
+        general = shlex.join(general_stage_flags(mode, extras))
+        return (["-m", "trainers.task", "--output-dir", path("task")]
+                + (["--general-args", general] if general else [])
                 + settings["task"] + teacher + overwrite)
     if stage == "prune":
         return (["-m", "trainers.prune", "--student", path("task", "student"),
@@ -146,9 +165,14 @@ def stage_command(stage, out, mode, retrain_teacher, extra=(), redo=False,
     return ["-m", "trainers.report", "--output-dir", out]
 
 
-def summary_line(stage, out):
-    """One line on what a finished stage produced."""
-    result = os.path.join(out, RESULT_FILES[stage])
+def result_file(stage, out, mode, extras):
+    if stage == "general":
+        return general_result(mode, extras)
+    return os.path.join(out, RESULT_FILES[stage])
+
+
+def summary_line(stage, result):
+    """One line on what a finished stage produced (`result`: its file)."""
     if stage == "report":
         return f"report: {result}"
     with open(result, encoding="utf-8") as f:
@@ -216,16 +240,15 @@ def run(args):
     os.makedirs(out, exist_ok=True)
     timings = {}
     for number, stage in enumerate(stages, 1):
-        result = os.path.join(out, RESULT_FILES[stage])
+        result = result_file(stage, out, mode, extras)
         header = f"[{number}/{len(stages)}] {stage}"
         if stage != "report" and os.path.exists(result) and stage not in redo:
             print(f"{header}: finished earlier, reusing {result} "
                   f"(--redo {stage} runs it again)", flush=True)
-            print("  " + summary_line(stage, out), flush=True)
+            print("  " + summary_line(stage, result), flush=True)
             continue
-        extra = extras.get(stage, [])
         command = [sys.executable] + stage_command(
-            stage, out, mode, retrain_teacher, extra, redo=stage in redo,
+            stage, out, mode, retrain_teacher, extras, redo=stage in redo,
             pruned=args.prune)
         print(f"{header}: {' '.join(command[1:])}", flush=True)
         started = time.time()
@@ -241,7 +264,7 @@ def run(args):
                   "Finished stages are kept: fix the cause and run the same "
                   "command again to continue.", file=sys.stderr)
             return code
-        print(f"  {summary_line(stage, out)} [{timings[stage] / 60:.1f} min]",
+        print(f"  {summary_line(stage, result)} [{timings[stage] / 60:.1f} min]",
               flush=True)
         if stage == "prune":  # a new pruned student: export it again
             redo.update(stages[number:])

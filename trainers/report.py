@@ -1,7 +1,7 @@
 """The report of a `trainers.pipeline` run: a table, plots and a Markdown page.
 
-Reads what the stages wrote under the run's directory (general/, task/,
-export/) and writes there:
+Reads what the stages wrote (task/ and export/ under the run's directory,
+the general student's run in the cache) and writes there:
 
   report.md            the final table, what each stage did, the plots
   summary.json         the table as data
@@ -10,8 +10,7 @@ export/) and writes there:
                        one row per mapped layer
   plots/variants.png   accuracy against file size and latency
 
-Keras latencies are measured here, at batch 1 with one thread like the
-TFLite numbers of the export stage.
+Keras latencies: batch 1, one thread, like the export stage's TFLite ones.
 
     python -m trainers.report --output-dir outputs/demo
 """
@@ -24,7 +23,7 @@ import time
 
 import numpy as np
 
-from tinybert_tf import console, files
+from tinybert_tf import console, files, pruning
 from tinybert_tf.assets import display_name
 
 ATTENTION_TOKENS = 24
@@ -53,14 +52,18 @@ def read_log(path):
 
 
 def read_results(root):
-    results = {"general": _json(os.path.join(root, "general", "report.json")),
-               "task": _json(os.path.join(root, "task", "report.json")),
+    task = _json(os.path.join(root, "task", "report.json"))
+    # The trainers.general run of the task's start: the cached general
+    # student (the pipeline's).
+    general = os.path.dirname(os.path.abspath(
+        (task["student"].get("start") or {}).get("checkpoint") or
+        os.path.join(root, "general", "student")))
+    results = {"general": _json(os.path.join(general, "report.json")),
+               "task": task,
                "export": _json(os.path.join(root, "export",
                                             "export_report.json"))}
-    pruned = os.path.join(root, "prune", "prune_report.json")  # --prune
-    results["prune"] = _json(pruned) if os.path.exists(pruned) else None
     results["logs"] = {
-        "general distillation": read_log(os.path.join(root, "general", "logs",
+        "general distillation": read_log(os.path.join(general, "logs",
                                                       "steps.csv")),
         **{f"task {stage}": read_log(os.path.join(root, "task", "logs",
                                                   f"{stage}.csv"))
@@ -105,35 +108,34 @@ def build_table(results, latencies, sizes):
          "parameters": task["teacher"]["parameters"],
          "size_mb": sizes["teacher"], "latency_ms": latencies["teacher"],
          "examples": examples},
-        {"model": "student (Keras, TinyBERT distilled)",
+        {"model": "student (Keras, TinyBERT distilled from a "
+                   f"{_start(task)})",
          "accuracy": task["student"][split][metric],
          "parameters": task["student"]["parameters"],
          "size_mb": sizes["student"], "latency_ms": latencies["student"],
          "examples": examples}]
     if task.get("baseline"):
         data = task["baseline"]["train_data"]
-        rows.append({"model": f"same student, trained on labels only ({data} data)",
+        rows.append({"model": f"same student, trained on labels only ({data} "
+                              f"data, from the same {_start(task)})",
                      "accuracy": task["baseline"][split][metric],
                      "parameters": task["baseline"]["parameters"],
                      "size_mb": sizes["student"],
                      "latency_ms": latencies["student"], "examples": examples})
-    shipped, pruned = task["student"]["parameters"], results.get("prune")
-    if pruned:
-        shipped = pruned["parameters"]["after"]
-        rows.append({"model": "pruned student (Keras, trainers.prune)",
-                     "accuracy": pruned["scores"]["after_recovery"][split][metric],
-                     "parameters": shipped, "size_mb": sizes["pruned"],
-                     "latency_ms": latencies["pruned"], "examples": examples})
     for name, variant in export["variants"].items():
         rows.append({
-            "model": f"{'pruned ' if pruned else ''}student TFLite {name}",
+            "model": f"student TFLite {name}",
             "accuracy": variant["accuracy"],
             "mediapipe_accuracy": variant.get("mediapipe_accuracy"),
-            "parameters": shipped,
+            "parameters": task["student"]["parameters"],
             "size_mb": variant["size_mb"],
             "latency_ms": variant["median_latency_ms"],
             "examples": export["eval_examples"]})
     return rows
+
+
+def _start(task):
+    return (task["student"].get("start") or {}).get("kind", "given start")
 
 
 def table_markdown(rows, metric):
@@ -258,7 +260,8 @@ def _stage_sections(results, wall_times):
         f" student ({general['student']['parameters']:,}); student layers "
         f"1..{len(mapping)} learn from teacher layers {mapping}; "
         f"{general['steps']} steps on {general['corpus']['sequences']:,} "
-        f"packed sequences of the gensim Wikipedia + Lee news text, "
+        f"packed sequences of the offline English text (gensim's Wikipedia "
+        f"+ Lee news, the BBC News train articles), "
         f"{general['examples_per_s']:.1f} examples/s; final losses: attention "
         f"{losses['attention_loss']:.3f}, hidden {losses['hidden_loss']:.3f}, "
         f"embedding {losses['embedding_loss']:.3f}.",
@@ -313,11 +316,8 @@ def write_report(root):
     task = results["task"]
     plots = os.path.join(root, "plots")
     os.makedirs(plots, exist_ok=True)
-    folders = {role: task[role]["checkpoint"] for role in ("teacher", "student")}
-    if results["prune"]:
-        folders["pruned"] = os.path.join(root, "prune", "student")
-    models = {role: checkpoint.load_classifier(folder)
-              for role, folder in folders.items()}
+    models = {role: checkpoint.load_classifier(task[role]["checkpoint"])
+              for role in ("teacher", "student")}
     tokenizer = BertTextTokenizer(
         checkpoint.read(task["student"]["checkpoint"]).vocab_file,
         task["sequence_length"])
@@ -328,8 +328,9 @@ def write_report(root):
 
     latencies = {role: keras_latency_ms(m, inputs) for role, m in models.items()}
     sizes = {role: os.path.getsize(os.path.join(
-        folders[role], "model.safetensors")) / 1e6 for role in models}
-    rows = build_table(results, latencies, sizes)
+        task[role]["checkpoint"], "model.safetensors")) / 1e6
+        for role in models}
+    rows = pruning.pipeline_rows(root, build_table(results, latencies, sizes))
     metric = task["primary_metric"]
 
     plot_losses(results["logs"], os.path.join(plots, "losses.png"))

@@ -2,35 +2,35 @@
 
 With no arguments it fine-tunes the real pre-trained MiniLM (6L/384) on BBC
 News topic classification, then distils it into the 3-layer student
-(tinybert-3l-192d) in TinyBERT's two steps, and fine-tunes the same student
-directly on the labels for comparison:
+(tinybert-3l-192d, general-distilled: made once by trainers.general and
+cached) in TinyBERT's two steps, and fine-tunes the same student directly on
+the labels for comparison:
 
     python -m trainers.task                      # embedded default (CPU, ~40 min)
-    python -m trainers.task --quick              # a few minutes, smaller data
-    python -m trainers.task --student outputs/general/student
+    python -m trainers.task --quick --student random   # a few minutes
     python -m trainers.task --task sst2 --tfds-data-dir ~/tensorflow_datasets \
         --recipe paper --augment --aug-mlm bert-base-uncased
     python -m trainers.task --train-file train.csv --dev-file dev.csv \
         --test-file test.csv --text-column review --label-column stars
 
 Steps:
+  0. the student: --student general finds the general-distilled student
+     in the cache (tinybert_tf.general_students) or runs trainers.general;
   1. teacher: the pre-trained --teacher fine-tuned on the labels (AdamW,
      warm-up + linear decay, best on dev kept) and saved to OUTPUT/teacher,
      which a later run reuses; or --fine-tuned-teacher DIR used as is;
   2. data augmentation of the train texts (tinybert_tf.augment; --no-augment
      turns it off);
-  3. distillation step 1: embedding + attention + hidden-state losses on the
-     (augmented) train data, constant learning rate;
-  4. distillation step 2: prediction-layer loss (soft cross-entropy on the
-     teacher's logits; MSE to the gold labels for regression), warm-up +
-     decay, dev evaluated every --eval-every steps, best kept;
-  5. (--baseline, on by default) the same student, from the same initial
-     weights, trained on the labels of the same (augmented) train data for as
-     many epochs as steps 1 and 2 together.
+  3. step 1: embedding + attention + hidden-state losses on the (augmented)
+     train data, constant learning rate;
+  4. step 2: prediction-layer loss (soft cross-entropy on the teacher's
+     logits), warm-up + decay, dev every --eval-every steps, best kept;
+  5. (--baseline) the same student, from the same initial weights, trained
+     on the labels of the same train data, as many epochs as steps 1 + 2.
 
 Outputs under --output-dir: teacher/, student/ (project checkpoints with the
-label names), report.json (metrics on dev and test, retention, parameters,
-wall time per stage, augmentation counts, baseline).
+label names), report.json (metrics, retention, parameters, the student's
+start, wall time per stage, augmentation counts, baseline).
 """
 
 import argparse
@@ -38,7 +38,7 @@ import os
 import sys
 
 from tinybert_tf import console, files
-from trainers import common
+from trainers import common, general_flags
 
 
 def parse_args(argv=None):
@@ -69,13 +69,17 @@ def parse_args(argv=None):
     models.add_argument("--retrain-teacher", action="store_true",
                         help="fine-tune again although OUTPUT/teacher exists "
                              "(needs --overwrite)")
-    models.add_argument("--student", default=common.STUDENT_DEFAULT,
-                        help="a general-distilled checkpoint directory "
-                             "(trainers.general; projections reused), a preset"
-                             " name, a config .json, or 'random' (random "
-                             "--student-preset); default %(default)s (random)")
+    models.add_argument("--student", default="general",
+                        help="'general' (default): the general-distilled "
+                             "--student-preset of the teacher, from the cache"
+                             " or made there once by trainers.general; "
+                             "'random'; a checkpoint directory (projections "
+                             "reused), a preset name or a config .json")
     models.add_argument("--student-preset", default=common.STUDENT_DEFAULT,
-                        help="architecture of --student random")
+                        help="architecture of --student general/random")
+    models.add_argument("--general-args", default="", metavar="FLAGS",
+                        help="extra trainers.general flags for --student "
+                             "general (another key in the cache)")
     models.add_argument("--head", default="tanh_relu", choices=CLASSIFIER_HEADS,
                         help="classifier head of new heads (official: tanh_relu)")
     models.add_argument("--pooling", default=None, choices=POOLINGS,
@@ -149,7 +153,9 @@ def parse_args(argv=None):
                      default=None, help="augment the train texts (on in "
                                         "both recipes)")
     aug.add_argument("--aug-n", type=int, default=None,
-                     help="samples per example (paper: official per-task N)")
+                     help="samples per example (fast: 20 for texts of at "
+                          "most 64 word-pieces, 4 for longer; paper: the "
+                          "official N of a GLUE task)")
     aug.add_argument("--aug-p", type=float, default=0.4,
                      help="replacement probability p_t")
     aug.add_argument("--aug-k", type=int, default=15, help="candidates K")
@@ -230,14 +236,6 @@ def choose_teacher(args, paths):
     return args.teacher, "fine-tuned"
 
 
-def augment_options(args):
-    from tinybert_tf.task_distillation import AugmentOptions
-    return AugmentOptions(
-        num_samples=args.aug_n, replace_prob=args.aug_p, top_k=args.aug_k,
-        mlm=args.aug_mlm, glove=args.aug_glove, cache_dir=args.aug_cache_dir,
-        seed=args.seed, progress=not args.quiet)
-
-
 def run(args):
     return common.run_owning_output(args, distil)
 
@@ -275,16 +273,20 @@ def distil(args, chief):
     tokenizer, chosen = td.fit_sequence_length(task.train, tokenizer,
                                                args.sequence_length)
     length = tokenizer.sequence_length
+    if args.aug_n is None and args.recipe == "fast":
+        args.aug_n = td.fast_augment_count(length)
     show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
          f"{'no' if task.test is None else len(task.test)} test examples; "
          f"labels {task.label_names or 'regression'}; metric {primary}; "
          f"sequence length {length} ({chosen}).")
 
+    student_source, start = general_flags.student_source(
+        args, teacher_source if status == "fine-tuned" else teacher_ckpt,
+        show, chief)
     with strategy.scope():
         # Everything is checked before the first training step.
         student, student_ckpt, student_desc = students.make_student(
-            args.student_preset if args.student == "random" else args.student,
-            teacher_ckpt.config, task.num_labels, label_names=task.label_names,
+            student_source, teacher_ckpt.config, task.num_labels, label_names=task.label_names,
             head=args.head, pooling=args.pooling,
             vocabulary=tokenizer.vocabulary)
         tokenizer.check_model(student.config)
@@ -322,7 +324,7 @@ def distil(args, chief):
                 show(f"Teacher saved to {paths['teacher']}.")
         with clock.stage("teacher_eval"):
             teacher_scores = steps.teacher_scores()
-        show(f"Teacher: {_summary(teacher_scores, primary)}")
+        show(f"Teacher: {td.scores_line(teacher_scores, primary)}")
         show(f"Student ({student_desc}): {student.count_params():,} parameters"
              f" ({student.count_params() / teacher.count_params():.1%} of the "
              "teacher).")
@@ -331,7 +333,7 @@ def distil(args, chief):
         if args.augment:
             with clock.stage("augmentation"):
                 distill_data, augmentation = td.augment_train(
-                    task, length, augment_options(args))
+                    task, length, common.augment_options(args))
             show(f"Augmentation: {augmentation['original_examples']} -> "
                  f"{augmentation['augmented_examples']} train examples.")
 
@@ -349,7 +351,7 @@ def distil(args, chief):
             best_student = steps.prediction_step(distill_data)
         with clock.stage("student_eval"):
             student_scores = inputs.scores(student)
-        show(f"Student: {_summary(student_scores, primary)}")
+        show(f"Student: {td.scores_line(student_scores, primary)}")
         save(
             student, paths["student"], tokenizer.vocabulary,
             extra_weights=projections,
@@ -365,7 +367,7 @@ def distil(args, chief):
             with clock.stage("baseline"):
                 baseline = steps.baseline(
                     distill_data, "augmented" if args.augment else "original")
-            show(f"Baseline: {_summary(baseline.scores, primary)}")
+            show(f"Baseline: {td.scores_line(baseline.scores, primary)}")
 
     report = td.task_report(td.TaskRun(
         task, length,
@@ -373,7 +375,8 @@ def distil(args, chief):
                          paths["teacher"] if status != "given"
                          else str(teacher_source), teacher_scores),
         td.StudentResult(student, student_desc, paths["student"],
-                         student_scores, best_student, intermediate_losses),
+                         student_scores, best_student, intermediate_losses,
+                         start),
         augmentation, baseline, clock.report(), vars(args)))
     if chief:
         files.write_json(paths["report.json"], report)
@@ -383,14 +386,13 @@ def distil(args, chief):
     return 0
 
 
-def _summary(scores, primary):
-    return ", ".join(f"{name} {primary} {values[primary]:.4f}"
-                     for name, values in scores.items())
-
-
 def main(argv=None):
-    return console.run_main(
-        parse_args, common.checked(common.check_task_flags, run), argv)
+    return console.run_main(parse_args, common.checked(check, run), argv)
+
+
+def check(args):
+    common.check_task_flags(args)
+    general_flags.general_run_flags(args)  # --general-args can be split
 
 
 if __name__ == "__main__":
