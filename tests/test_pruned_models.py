@@ -178,3 +178,24 @@ def test_a_pruned_teacher_is_refused_for_the_attention_loss():
     with pytest.raises(ValueError, match="unpruned teacher"):
         Distiller(teacher, random_classifier(seed=2),
                   mapping=LayerMapping(3, 3))
+
+
+def test_compact_checkpoint_with_hf_pruned_heads_is_read(tmp_path):
+    """A transformers 4.x pruned BERT: `pruned_heads` in config.json and
+    the remaining heads' tensors only (transformers 5.x refuses it)."""
+    from safetensors.numpy import save_file
+    small = pruning.prune(random_classifier(), pruning.PruningPlan(
+        ((0, 2, 3), (1,), (0, 1, 2, 3)), (np.arange(24),) * 3))
+    checkpoint.save(small, tmp_path / "s", VOCAB)
+    save_file({name: np.ascontiguousarray(
+        np.asarray(v.numpy()).T if transposed else np.asarray(v.numpy()))
+        for name, (v, transposed) in checkpoint.model_variables(small).items()},
+        tmp_path / "s" / "model.safetensors")
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    del config["heads_kept"]
+    config["pruned_heads"] = {"0": [1], "1": [0, 2, 3]}
+    (tmp_path / "s" / "config.json").write_text(json.dumps(config))
+    loaded = checkpoint.load_classifier(tmp_path / "s")
+    assert loaded.config.heads_kept == small.config.heads_kept
+    x = inputs()
+    np.testing.assert_allclose(loaded(x), small(x), atol=1e-6)
