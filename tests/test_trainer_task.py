@@ -316,3 +316,16 @@ def test_the_fast_recipe_augments_short_texts_more():
         20, 20, 4, 4]
     assert task_cli.parse_args(["--aug-n", "7"]).aug_n == 7
     assert task_cli.parse_args(["--quick"]).aug_n == 2
+
+
+def test_the_training_seed_keeps_dev_and_test():
+    """Runs of several --seed (ablation repeats, benchmarks) share their
+    dev and test articles, so a teacher fine-tuned by one of them has not
+    trained on another's test set; --split-seed draws another split."""
+    from tinybert_tf.task_data import TaskDataOptions, load_task_data
+
+    def test_texts(*flags):
+        args = vars(task_cli.parse_args(list(flags)))
+        return list(load_task_data(TaskDataOptions.from_mapping(args)).test.text_a)
+    assert test_texts("--seed", "1") == test_texts("--seed", "0")
+    assert test_texts("--split-seed", "1") != test_texts("--seed", "0")

@@ -30,7 +30,8 @@ class TaskDataOptions:
             (`tasks.load_files`).
         max_train_examples, max_eval_examples: caps on train and on each
             evaluation split (a seeded random subset).
-        seed: of the splits made here and of the caps.
+        split_seed: of the splits made here and of the caps (not the
+            training seed: runs of several seeds share dev and test).
     """
 
     task: str | None = None
@@ -48,7 +49,7 @@ class TaskDataOptions:
     dev_fraction: float = 0.1
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    seed: int = 0
+    split_seed: int = 0
 
     @classmethod
     def from_mapping(cls, values):
@@ -66,20 +67,20 @@ def load_task_data(options=TaskDataOptions()):
         task = tasks.load_files(
             o.train_file, o.dev_file, o.test_file, text_column=o.text_column,
             text_pair_column=o.text_pair_column, label_column=o.label_column,
-            regression=o.regression, dev_fraction=o.dev_fraction, seed=o.seed,
+            regression=o.regression, dev_fraction=o.dev_fraction, seed=o.split_seed,
             name=o.task_name or o.task)
     elif o.dev_file or o.test_file:
         raise ValueError("--dev-file/--test-file need --train-file.")
     elif o.task in (None, "bbc_news", "bbc_news_titles"):
-        task = tasks.load_bbc_news(seed=o.seed,
+        task = tasks.load_bbc_news(seed=o.split_seed,
                                    titles=o.task == "bbc_news_titles")
     else:
         task = _load_glue(tasks, o)
     limit = o.max_eval_examples
-    task.train = _cap(task.train, o.max_train_examples, o.seed)
-    task.dev = _cap(task.dev, limit, o.seed)
-    task.test = _cap(task.test, limit, o.seed)
-    task.extra_dev = {k: _cap(v, limit, o.seed)
+    task.train = _cap(task.train, o.max_train_examples, o.split_seed)
+    task.dev = _cap(task.dev, limit, o.split_seed)
+    task.test = _cap(task.test, limit, o.split_seed)
+    task.extra_dev = {k: _cap(v, limit, o.split_seed)
                       for k, v in task.extra_dev.items()}
     return task
 
@@ -95,7 +96,7 @@ def _load_glue(tasks, o):
     try:
         return tasks.load_glue(name, data_dir=o.tfds_data_dir,
                                download=o.tfds_download,
-                               test_fraction=o.test_fraction, seed=o.seed)
+                               test_fraction=o.test_fraction, seed=o.split_seed)
     except (ValueError, FileNotFoundError, ImportError):
         raise
     except Exception as error:  # TFDS raises its own error types

@@ -95,6 +95,11 @@ def add_task_data_flags(data):
     data.add_argument("--max-train-examples", type=int, default=None)
     data.add_argument("--max-eval-examples", type=int, default=None,
                       help="cap on dev and test examples")
+    data.add_argument("--split-seed", type=int, default=0,
+                      help="seed of the splits made here (BBC News, "
+                           "--dev-fraction, --test-fraction) and of the caps;"
+                           " apart from --seed, so runs of several seeds "
+                           "share their dev and test texts")
     data.add_argument("--sequence-length", type=int, default=None,
                       help="default: 128 for pairs; 64 for single texts in "
                            "the paper recipe, for cola/sst2 only in the fast "
