@@ -48,12 +48,10 @@ def parse_args(argv=None):
 
 
 def general_student():
-    """The default general student: found in the cache, or made there."""
-    subprocess.run([sys.executable, "-m", "trainers.general", "--into-cache"],
-                   check=True)
-    from tinybert_tf.general_students import cache_dir, finished_student
-    from trainers.general_flags import parse_args as general_args
-    return finished_student(cache_dir(general_args(["--into-cache"])))
+    """The default general student: found in the cache, or made there (the
+    one trainers.task starts from)."""
+    from trainers.general_flags import general_student as find_or_make
+    return find_or_make(["--into-cache"], print)
 
 
 def run_name(start, seed):
