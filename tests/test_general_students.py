@@ -97,3 +97,20 @@ def test_random_and_given_starts_are_named_in_the_report(files):
     report = json.loads((out / "given" / "report.json").read_text())
     assert report["student"]["start"] == {"kind": "given checkpoint",
                                           "checkpoint": given}
+
+
+def test_the_offline_teacher_uses_the_default_general_student(monkeypatch):
+    # trainers.task names the offline MiniLM by its display name; the
+    # general student of that teacher is trainers.general's default one.
+    from types import SimpleNamespace
+    made = []
+    monkeypatch.setattr(general, "general_student",
+                        lambda flags, say, chief=True: made.append(flags)
+                        or "cached")
+    args = task_cli.parse_args(["--student", "general"])
+    fine_tuned = SimpleNamespace(extras={"pretrained": "all-MiniLM-L6-v2"},
+                                 source="outputs/teacher")
+    for teacher in ("all-MiniLM-L6-v2", fine_tuned):
+        general.student_source(args, teacher, print)
+    assert made == [general.general_run_flags(args)] * 2
+    assert "--teacher" not in made[0]

@@ -143,10 +143,11 @@ def student_source(args, teacher, say, chief=True):
         kind = "given checkpoint" if os.path.isdir(args.student) else "random"
         return args.student, {"kind": kind, "checkpoint": args.student
                               if kind != "random" else None}
+    from tinybert_tf import assets
     if hasattr(teacher, "extras"):
-        from tinybert_tf import assets
-        pretrained = teacher.extras.get("pretrained") or teacher.source
-        teacher = None if pretrained == assets.MINILM_NAME else pretrained
+        teacher = teacher.extras.get("pretrained") or teacher.source
+    if teacher == assets.MINILM_NAME:  # the offline default, by display name
+        teacher = None
     found = general_student(general_run_flags(args, teacher), say, chief)
     return found, {"kind": "cached general student", "checkpoint": found}
 
