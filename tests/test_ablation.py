@@ -273,27 +273,6 @@ def test_a_restart_skips_finished_runs(finished, inputs, runs, capsys):
                              "no-emb/seed1"]
 
 
-def test_a_variant_this_trainers_task_cannot_run_is_named(finished, inputs,
-                                                          runs, capsys):
-    out, _ = finished
-    try:
-        task_cli.parse_args(["--prediction-target", "labels"])
-        has_hook = True
-    except SystemExit:
-        has_hook = False
-    capsys.readouterr()
-    argv = _argv(inputs, out, "--variants", "no-pred,no-da", "--repeats", "2",
-                 "--dry-run")
-    assert ablate.main(argv) == 0
-    printed = capsys.readouterr().out
-    if has_hook:
-        assert "no-pred  --prediction-target labels: 0/2 finished" in printed
-    else:
-        assert ("no-pred  not run: this trainers.task has no "
-                "--prediction-target") in printed
-    assert runs == []
-
-
 # ------------------------------------------------------------------ bad input
 
 

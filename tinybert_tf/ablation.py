@@ -331,8 +331,6 @@ def ablation_table(stats, context):
         row = {"title": v.title, "group": v.group, "paper": v.paper,
                "paper_difference": round(v.paper - full_paper, 1),
                "reuses": v.reuses, **stats.get(v.name, {"n": 0})}
-        if v.name in context.get("unavailable", {}):
-            row["not_run"] = context["unavailable"][v.name]
         rows[v.name] = row
     return {**context, "paper_reference": "TinyBERT4 (4 layers, 312), dev "
             "average of MNLI-m, MNLI-mm, MRPC, CoLA (REFERENCE.md §1)",
@@ -349,7 +347,7 @@ def _points(value, scale):
 
 def _cell(row, scale):
     if not row.get("n"):
-        return "not run" + (f" ({row['not_run']})" if row.get("not_run") else "")
+        return "not run"
     text = _points(row["mean"], scale)
     if row["std"] is not None:
         text += f" ± {_points(row['std'], scale)}"

@@ -166,24 +166,6 @@ def check_settings(args, write):
         files.write_json(path, settings)
 
 
-def unavailable_variants(names):
-    """{variant: why} for the selected variants whose flags this
-    trainers.task does not take (its --help, which answers without
-    TensorFlow, lists them)."""
-    from tinybert_tf.ablation import BY_NAME
-    flags = {f for n in names for f in BY_NAME[n].flags if f.startswith("--")}
-    if not flags:
-        return {}
-    done = subprocess.run([sys.executable, "-m", "trainers.task", "--help"],
-                          capture_output=True, text=True)
-    missing = {}
-    for name in names:
-        for flag in BY_NAME[name].flags:
-            if flag.startswith("--") and flag not in done.stdout:
-                missing[name] = f"this trainers.task has no {flag}"
-    return missing
-
-
 def plan_lines(args, runs, reference):
     """The plan: each variant's runs, what is reused, estimated minutes."""
     from tinybert_tf import ablation as ab
@@ -196,9 +178,6 @@ def plan_lines(args, runs, reference):
     total = 0.0
     for name in ["full"] * ("full" not in args.names) + args.names:
         v = ab.BY_NAME[name]
-        if name in args.unavailable:
-            lines.append(f"  {name:8s} not run: {args.unavailable[name]}")
-            continue
         if v.reuses:
             what = "baseline" if v.baseline else "student"
             lines.append(f"  {name:8s} no runs of its own: the {what} of the "
@@ -269,9 +248,7 @@ def _times(out):
 def run(args):
     from tinybert_tf import ablation as ab
     check(args)
-    args.unavailable = unavailable_variants(args.names)
-    runs = [n for n in ab.variants_to_run(args.names)
-            if n not in args.unavailable]
+    runs = ab.variants_to_run(args.names)
     seeds = list(range(args.repeats))
     out = args.output_dir
     reference = reference_report(out, runs, seeds)
@@ -346,16 +323,16 @@ def write_outputs(args, runs, seeds):
         print("No full run finished: no table yet.", flush=True)
         return
     _, metric, split = ab.run_score(report)
-    selected = [n for n in args.names if n in scores or n in args.unavailable]
+    selected = [n for n in args.names if n in scores]
     if "full" not in selected:
         selected.insert(0, "full")
     stats = ab.summarize({n: scores[n] for n in selected if n in scores})
     table = ab.ablation_table(stats, {
         "task": report["task"], "metric": metric, "split": split,
         "seeds": seeds, "teacher": report["teacher"][split][metric],
-        "selected": selected, "unavailable": args.unavailable,
-        "partial": any(len(scores.get(n, {})) < len(seeds) for n in selected
-                       if n not in args.unavailable),
+        "selected": selected,
+        "partial": any(len(scores.get(n, {})) < len(seeds)
+                       for n in selected),
         "command": "python -m trainers.ablate " + shlex.join(args.argv)})
     files.write_json(os.path.join(out, "ablation.json"), table)
     with files.staged_file(os.path.join(out, "ablation.md")) as f:
