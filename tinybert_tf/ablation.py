@@ -326,12 +326,11 @@ def ablation_table(stats, context):
     full_paper = BY_NAME["full"].paper
     rows = {}
     for v in VARIANTS:
-        if v.name not in stats and v.name not in context.get("selected", ()):
-            continue
-        row = {"title": v.title, "group": v.group, "paper": v.paper,
-               "paper_difference": round(v.paper - full_paper, 1),
-               "reuses": v.reuses, **stats.get(v.name, {"n": 0})}
-        rows[v.name] = row
+        if v.name in stats:
+            rows[v.name] = {
+                "title": v.title, "group": v.group, "paper": v.paper,
+                "paper_difference": round(v.paper - full_paper, 1),
+                "reuses": v.reuses, **stats[v.name]}
     return {**context, "paper_reference": "TinyBERT4 (4 layers, 312), dev "
             "average of MNLI-m, MNLI-mm, MRPC, CoLA (REFERENCE.md §1)",
             "variants": rows}
@@ -346,8 +345,6 @@ def _points(value, scale):
 
 
 def _cell(row, scale):
-    if not row.get("n"):
-        return "not run"
     text = _points(row["mean"], scale)
     if row["std"] is not None:
         text += f" ± {_points(row['std'], scale)}"
@@ -357,7 +354,7 @@ def _cell(row, scale):
 def _difference_cell(row, scale):
     d = row.get("difference")
     if not d:
-        return "" if row.get("n") else "—"
+        return ""
     text = f"{d['mean'] * scale:+.1f}"
     if d["low"] is None:
         return text + " (interval n/a: 1 seed)"
@@ -409,7 +406,7 @@ def plot(table, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     scale = SCALE
-    rows = [(n, r) for n, r in table["variants"].items() if r.get("n")]
+    rows = list(table["variants"].items())
     names = [n for n, _ in rows]
     colours = {"procedures": "tab:blue", "objectives": "tab:orange",
                "mappings": "tab:green"}

@@ -67,7 +67,8 @@ def load_task_data(options=TaskDataOptions()):
         task = tasks.load_files(
             o.train_file, o.dev_file, o.test_file, text_column=o.text_column,
             text_pair_column=o.text_pair_column, label_column=o.label_column,
-            regression=o.regression, dev_fraction=o.dev_fraction, seed=o.split_seed,
+            regression=o.regression, dev_fraction=o.dev_fraction,
+            seed=o.split_seed,
             name=o.task_name or o.task)
     elif o.dev_file or o.test_file:
         raise ValueError("--dev-file/--test-file need --train-file.")
@@ -96,7 +97,8 @@ def _load_glue(tasks, o):
     try:
         return tasks.load_glue(name, data_dir=o.tfds_data_dir,
                                download=o.tfds_download,
-                               test_fraction=o.test_fraction, seed=o.split_seed)
+                               test_fraction=o.test_fraction,
+                               seed=o.split_seed)
     except (ValueError, FileNotFoundError, ImportError):
         raise
     except Exception as error:  # TFDS raises its own error types

@@ -326,13 +326,11 @@ def write_outputs(args, runs, seeds):
     selected = [n for n in args.names if n in scores]
     if "full" not in selected:
         selected.insert(0, "full")
-    stats = ab.summarize({n: scores[n] for n in selected if n in scores})
+    stats = ab.summarize({n: scores[n] for n in selected})
     table = ab.ablation_table(stats, {
         "task": report["task"], "metric": metric, "split": split,
         "seeds": seeds, "teacher": report["teacher"][split][metric],
-        "selected": selected,
-        "partial": any(len(scores.get(n, {})) < len(seeds)
-                       for n in selected),
+        "partial": any(len(scores[n]) < len(seeds) for n in selected),
         "command": "python -m trainers.ablate " + shlex.join(args.argv)})
     files.write_json(os.path.join(out, "ablation.json"), table)
     with files.staged_file(os.path.join(out, "ablation.md")) as f:
@@ -341,10 +339,9 @@ def write_outputs(args, runs, seeds):
     print(f"Ablation: {os.path.join(out, 'ablation.md')}, ablation.json, "
           "ablation.png", flush=True)
     for name, row in table["variants"].items():
-        if row.get("n"):
-            d = row.get("difference")
-            diff = "" if not d else f", difference {d['mean'] * 100:+.1f}"
-            print(f"  {name:8s} {row['mean'] * 100:.1f}{diff}", flush=True)
+        d = row.get("difference")
+        diff = "" if not d else f", difference {d['mean'] * 100:+.1f}"
+        print(f"  {name:8s} {row['mean'] * 100:.1f}{diff}", flush=True)
 
 
 def main(argv=None):
