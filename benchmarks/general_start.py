@@ -10,7 +10,8 @@ student trained on the labels of the same augmented data). A run whose
 report.json exists is not run again, so an interrupted benchmark continues.
 
 - titles: BBC News titles (`--task bbc_news_titles`), the fast recipe
-  (automatic length: 16 word-pieces; N = 20 augmented copies);
+  (automatic length: 16 word-pieces; N = 20 augmented copies, 1 + 1
+  epochs);
 - articles: BBC News articles at the quick budget (`--quick`: 40
   word-pieces, N = 2, 2 + 3 epochs).
 

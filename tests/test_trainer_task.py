@@ -307,15 +307,24 @@ def test_names_a_person_recognises():
     assert TaskDataOptions.from_mapping(vars(args)).task_name == "reviews"
 
 
-def test_the_fast_recipe_augments_short_texts_more():
-    """N = 20 (the official single-sentence N) up to 64 word-pieces, 4 for
-    longer texts; --aug-n and the paper recipe keep theirs."""
-    from tinybert_tf import task_distillation as td
-    assert task_cli.parse_args([]).aug_n is None
-    assert [td.fast_augment_count(n) for n in (16, 64, 65, 128)] == [
-        20, 20, 4, 4]
-    assert task_cli.parse_args(["--aug-n", "7"]).aug_n == 7
-    assert task_cli.parse_args(["--quick"]).aug_n == 2
+def test_the_fast_recipe_follows_the_text_length():
+    """Up to 64 word-pieces: N = 20 (the official single-sentence N) and
+    1 + 1 epochs; longer texts: N = 4 and 2 + 3 epochs. Flags the user set,
+    --quick and the paper recipe keep theirs; the baseline takes steps 1 + 2."""
+    from trainers.task import fill_length_settings
+
+    def settings(length, *flags):
+        args = fill_length_settings(task_cli.parse_args(list(flags)), length)
+        return (args.aug_n, args.intermediate_epochs, args.prediction_epochs,
+                args.baseline_epochs)
+    assert task_cli.parse_args([]).prediction_epochs is None
+    assert [settings(n) for n in (16, 64, 65, 128)] == [
+        (20, 1, 1, 2), (20, 1, 1, 2), (4, 2, 3, 5), (4, 2, 3, 5)]
+    assert settings(16, "--aug-n", "7", "--prediction-epochs", "4") == (
+        7, 1, 4, 5)
+    assert settings(16, "--quick") == (2, 2, 3, 5)
+    assert settings(16, "--recipe", "paper") == (None, 10, 3, 13)
+    assert settings(16, "--baseline-epochs", "9")[3] == 9
 
 
 def test_the_training_seed_keeps_dev_and_test():

@@ -101,10 +101,13 @@ def parse_args(argv=None):
     train.add_argument("--teacher-epochs", type=int, default=None)
     train.add_argument("--teacher-lr", type=float, default=None)
     train.add_argument("--intermediate-epochs", type=int, default=None,
-                       help="step 1 epochs (0 skips step 1)")
+                       help="step 1 epochs (0 skips step 1; fast recipe: 1 "
+                            "up to 64 word-pieces, else 2)")
     train.add_argument("--intermediate-lr", type=float, default=None,
                        help="step 1 constant learning rate")
-    train.add_argument("--prediction-epochs", type=int, default=None)
+    train.add_argument("--prediction-epochs", type=int, default=None,
+                       help="step 2 epochs (fast recipe: 1 up to 64 "
+                            "word-pieces, else 3)")
     train.add_argument("--prediction-lr", type=float, default=None)
     train.add_argument("--warmup", type=float, default=None,
                        help="warm-up fraction (teacher, step 2, baseline)")
@@ -178,21 +181,33 @@ def parse_args(argv=None):
 def resolve_settings(args, error):
     """Fills every unset hyperparameter from --quick, then --recipe;
     `error(message)` reports a bad value (argparse's: exit status 2)."""
-    from tinybert_tf.task_distillation import QUICK, RECIPES
+    from tinybert_tf.task_distillation import LENGTH_SETTINGS, QUICK, RECIPES
     defaults = dict(RECIPES[args.recipe])
+    if args.recipe == "fast":  # left to fill_length_settings
+        for name in LENGTH_SETTINGS["long"]:
+            defaults.pop(name)
     if args.quick:
         defaults.update(QUICK)
     common.fill_from_recipe(args, defaults)
+    for name in ("batch_size", "teacher_epochs", "prediction_epochs",
+                 "baseline_epochs"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            error(f"--{name.replace('_', '-')} must be >= 1.")
+    for name in ("intermediate_epochs", "eval_every"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            error(f"--{name.replace('_', '-')} must be >= 0.")
+    return args
+
+
+def fill_length_settings(args, sequence_length):
+    """The fast recipe's settings that follow the sequence length, for the
+    flags still unset; then the baseline's epochs (steps 1 + 2)."""
+    from tinybert_tf.task_distillation import fast_length_settings
+    if args.recipe == "fast":
+        common.fill_from_recipe(args, fast_length_settings(sequence_length))
     if args.baseline_epochs is None:
         args.baseline_epochs = max(1, args.intermediate_epochs
                                    + args.prediction_epochs)
-    for name in ("batch_size", "teacher_epochs", "prediction_epochs",
-                 "baseline_epochs"):
-        if getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be >= 1.")
-    for name in ("intermediate_epochs", "eval_every"):
-        if getattr(args, name) < 0:
-            error(f"--{name.replace('_', '-')} must be >= 0.")
     return args
 
 
@@ -273,8 +288,7 @@ def distil(args, chief):
     tokenizer, chosen = td.fit_sequence_length(task.train, tokenizer,
                                                args.sequence_length)
     length = tokenizer.sequence_length
-    if args.aug_n is None and args.recipe == "fast":
-        args.aug_n = td.fast_augment_count(length)
+    fill_length_settings(args, length)
     show(f"Task {task.name}: {len(task.train)} train, {len(task.dev)} dev, "
          f"{'no' if task.test is None else len(task.test)} test examples; "
          f"labels {task.label_names or 'regression'}; metric {primary}; "
