@@ -82,6 +82,8 @@ TASK_FLAGS = [
     ("sequence-length", "0"), ("sequence-length", "2"),
     ("max-train-examples", "0"), ("max-eval-examples", "0"),
     ("batch-size", "0"), ("teacher-epochs", "0"), ("eval-every", "-1"),
+    ("prediction-epochs", "0"), ("intermediate-epochs", "-1"),
+    ("baseline-epochs", "0"),
 ]
 
 

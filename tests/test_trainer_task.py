@@ -217,10 +217,9 @@ def test_bad_data(files, tmp_path, capsys):
     _fails(_argv(files, tmp_path / "d", train=blank), capsys, "empty text")
     _fails(["--task", "sst3", "--output-dir", str(tmp_path / "e")], capsys,
            "Unknown task 'sst3'", "sst2", "mnli")
-    assert not any((tmp_path / name).exists() for name in "abcde")
-    with pytest.raises(SystemExit):  # argparse: usage + message, status 2
-        task_cli.main(_argv(files, tmp_path / "f", "--batch-size", "0"))
-    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    _fails(_argv(files, tmp_path / "f", "--batch-size", "0"), capsys,
+           "--batch-size 0: must be >= 1")
+    assert not any((tmp_path / name).exists() for name in "abcdef")
 
 
 def test_bad_student_or_teacher(files, finished_run, tmp_path, capsys):
@@ -311,12 +310,14 @@ def test_the_fast_recipe_follows_the_text_length():
     """Up to 64 word-pieces: N = 20 (the official single-sentence N) and
     1 + 1 epochs; longer texts: N = 4 and 2 + 3 epochs. Flags the user set,
     --quick and the paper recipe keep theirs; the baseline takes steps 1 + 2."""
+    from tinybert_tf.task_distillation import TaskDistillationConfig
     from trainers.task import fill_length_settings
 
     def settings(length, *flags):
         args = fill_length_settings(task_cli.parse_args(list(flags)), length)
-        return (args.aug_n, args.intermediate_epochs, args.prediction_epochs,
-                args.baseline_epochs)
+        config = TaskDistillationConfig.from_mapping(vars(args))
+        return (args.aug_n, config.intermediate_epochs,
+                config.prediction_epochs, config.baseline_epochs_or_default)
     assert task_cli.parse_args([]).prediction_epochs is None
     assert [settings(n) for n in (16, 64, 65, 128)] == [
         (20, 1, 1, 2), (20, 1, 1, 2), (4, 2, 3, 5), (4, 2, 3, 5)]

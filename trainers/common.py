@@ -240,8 +240,10 @@ def check_task_flags(args):
                         "baseline_lr", "temperature"),
         at_least={"batch_size": 1, "sequence_length": 3, "aug_n": 1,
                   "aug_k": 1, "max_train_examples": 1,
-                  "max_eval_examples": 1},
-        non_negative=("weight_decay", "clip_norm"),
+                  "max_eval_examples": 1, "teacher_epochs": 1,
+                  "prediction_epochs": 1, "baseline_epochs": 1},
+        non_negative=("weight_decay", "clip_norm", "intermediate_epochs",
+                      "eval_every"),
         fractions=("warmup", "aug_p", "dev_fraction", "test_fraction"))
     if args.test_fraction == 1:
         raise ValueError("--test-fraction 1.0: must be below 1 (train would "

@@ -45,7 +45,7 @@ def parse_args(argv=None):
     from tinybert_tf.choices import (CLASSIFIER_HEADS, METRICS, POOLINGS,
                                      REGRESSION_TARGETS)
     from tinybert_tf.students import LABEL_MAPPINGS
-    from tinybert_tf.task_distillation import QUICK, RECIPES
+    from tinybert_tf.task_distillation import LENGTH_SETTINGS, QUICK, RECIPES
     p = argparse.ArgumentParser(
         prog="python -m trainers.task",
         description="TinyBERT task-specific distillation: fine-tune a teacher"
@@ -175,39 +175,20 @@ def parse_args(argv=None):
     common.add_run_flags(run, "outputs/task", "replace the student and report"
                          " of a finished run")
     run.add_argument("--quiet", action="store_true")
-    return resolve_settings(p.parse_args(argv), p.error)
-
-
-def resolve_settings(args, error):
-    """Fills every unset hyperparameter from --quick, then --recipe;
-    `error(message)` reports a bad value (argparse's: exit status 2)."""
-    from tinybert_tf.task_distillation import LENGTH_SETTINGS, QUICK, RECIPES
-    defaults = dict(RECIPES[args.recipe])
-    if args.recipe == "fast":  # left to fill_length_settings
-        for name in LENGTH_SETTINGS["long"]:
-            defaults.pop(name)
-    if args.quick:
-        defaults.update(QUICK)
-    common.fill_from_recipe(args, defaults)
-    for name in ("batch_size", "teacher_epochs", "prediction_epochs",
-                 "baseline_epochs"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be >= 1.")
-    for name in ("intermediate_epochs", "eval_every"):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            error(f"--{name.replace('_', '-')} must be >= 0.")
-    return args
+    # Unset flags come from --quick, then --recipe, but those the fast recipe
+    # takes from the sequence length (fill_length_settings).
+    args = p.parse_args(argv)
+    defaults = {k: v for k, v in RECIPES[args.recipe].items()
+                if args.recipe != "fast" or k not in LENGTH_SETTINGS["long"]}
+    return common.fill_from_recipe(args, {**defaults, **(
+        QUICK if args.quick else {})})
 
 
 def fill_length_settings(args, sequence_length):
-    """The fast recipe's settings that follow the sequence length, for the
-    flags still unset; then the baseline's epochs (steps 1 + 2)."""
+    """The fast recipe's settings for `sequence_length`, where still unset."""
     from tinybert_tf.task_distillation import fast_length_settings
     if args.recipe == "fast":
         common.fill_from_recipe(args, fast_length_settings(sequence_length))
-    if args.baseline_epochs is None:
-        args.baseline_epochs = max(1, args.intermediate_epochs
-                                   + args.prediction_epochs)
     return args
 
 
