@@ -22,7 +22,7 @@ def _general_args(files):
 
 def _default_start_argv(files, out, *extra):
     argv = _argv(files, out, "--general-args", _general_args(files),
-                 "--student-preset", files["student"], *extra)
+                 "--student-preset", files["student"], "--no-baseline", *extra)
     argv[argv.index("--student") + 1] = "general"
     argv.remove("--quiet")
     return argv
@@ -85,13 +85,14 @@ def test_the_default_student_is_made_once_then_found(files, capfd):
 
 def test_random_and_given_starts_are_named_in_the_report(files):
     out = files["root"] / "starts"
-    argv = _argv(files, out / "random", "--student-preset", files["student"])
+    argv = _argv(files, out / "random", "--student-preset", files["student"],
+                 "--no-baseline")
     argv[argv.index("--student") + 1] = "random"
     assert task_cli.main(argv) == 0
     report = json.loads((out / "random" / "report.json").read_text())
     assert report["student"]["start"] == {"kind": "random", "checkpoint": None}
     given = str(out / "random" / "student")
-    argv = _argv(files, out / "given")
+    argv = _argv(files, out / "given", "--no-baseline")
     argv[argv.index("--student") + 1] = given
     assert task_cli.main(argv) == 0
     report = json.loads((out / "given" / "report.json").read_text())
