@@ -90,12 +90,13 @@ SHORT_TASKS = ("cola", "sst2")
 # (an epoch is then 21 passes over the train texts; on BBC News titles 1 + 1
 # epochs scored within the seeds' noise of 2 + 3, -0.6 +- 2.5 points over 3
 # seeds, in 45 % of the time). Longer texts: N = 4 (4 copies of 128-word-piece
-# articles cost as much as 20 of 26-word-piece sentences) and 2 + 3 epochs,
-# the values of RECIPES["fast"].
+# articles cost as much as 20 of 26-word-piece sentences) and RECIPES["fast"]'s
+# 2 + 3 epochs.
 SHORT_TEXT = 64
 LENGTH_SETTINGS = {
     "short": dict(aug_n=20, intermediate_epochs=1, prediction_epochs=1),
-    "long": dict(aug_n=4, intermediate_epochs=2, prediction_epochs=3)}
+    "long": dict(aug_n=4, **{k: RECIPES["fast"][k] for k in (
+        "intermediate_epochs", "prediction_epochs")})}
 
 
 def fast_length_settings(sequence_length):
