@@ -1,5 +1,6 @@
 # Two entry points: `make demo` (the main job on the embedded default) and
-# `make test` (the test suite). Both create the virtualenv first.
+# `make test` (the test suite: whole test modules spread over the cores, at
+# most 4 workers of 2-4 GB each). Both create the virtualenv first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,4 +21,4 @@ demo: install
 	$(PY) -m trainers.pipeline $(ARGS)
 
 test: install
-	$(PY) -m pytest tests -q $(ARGS)
+	$(PY) -m pytest tests -q -n auto --maxprocesses 4 --dist loadfile $(ARGS)

@@ -30,9 +30,10 @@ setup(
     extras_require={
         "mobile": ["ai-edge-litert==2.3.0", "mediapipe==1.2.2"],
         # transformers (tokenizer parity) and torch (HF model parity) are only
-        # for tests; torch 2.13.0 is the CPU wheel.
-        "test": ["pytest", "transformers==5.23.0", "torch==2.13.0",
-                 "ai-edge-litert==2.3.0", "mediapipe==1.2.2"],
+        # for tests; torch 2.13.0 is the CPU wheel. pytest-xdist: make test's
+        # workers.
+        "test": ["pytest", "pytest-xdist", "transformers==5.23.0",
+                 "torch==2.13.0", "ai-edge-litert==2.3.0", "mediapipe==1.2.2"],
         # The peers of benchmarks/ (docs/benchmarks.md): the distillation
         # step in PyTorch and TextBrewer, the student under onnxruntime
         # (next to our .tflite: with "mobile"); TextPruner's structured

@@ -18,6 +18,8 @@ from tinybert_tf import ablation as ab
 from trainers import ablate
 from trainers import task as task_cli
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):

@@ -19,6 +19,8 @@ import pytest
 
 from tiny import VOCAB, tiny_config
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABELS = ["business", "sport"]
 TEXTS = ["the market rose", "the team won the game", "shares fell",

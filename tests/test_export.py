@@ -25,6 +25,8 @@ from tinybert_tf.heads import BertClassifier
 from tinybert_tf.layers import FakeQuant
 from tinybert_tf.tokenizer import BertTextTokenizer
 
+pytestmark = pytest.mark.slow
+
 LENGTH = 24
 LABELS = ["business", "sport", "tech"]
 TRAIN = [

@@ -24,6 +24,8 @@ from tests.test_trainer_task import _rows, _write_csv
 from tests.tiny import save_tiny_backbone, tiny_config, tiny_corpus
 from tinybert_tf import checkpoint
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 600
 KILLS_PER_STAGE = 3

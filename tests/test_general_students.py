@@ -5,11 +5,15 @@ found there by later runs, and named in the report."""
 import json
 import os
 
+import pytest
+
 from tests.test_trainer_task import _argv, files  # noqa: F401 (fixture)
 from tests.tiny import tiny_corpus
 from tinybert_tf.general_students import cache_key
 from trainers import general_flags as general
 from trainers import task as task_cli
+
+pytestmark = pytest.mark.slow
 
 
 def _general_args(files):

@@ -11,6 +11,8 @@ from tests.test_trainer_task import TOPICS, _rows, _write_csv
 from tests.tiny import save_tiny_backbone, tiny_config, tiny_corpus
 from trainers import pipeline
 
+pytestmark = pytest.mark.slow
+
 
 def test_redo_reruns_the_stage_and_every_later_one():
     assert pipeline.stages_to_redo([]) == set()

@@ -4,6 +4,7 @@ with its vocabulary trimmed, and the files agree with Keras."""
 
 import keras
 import numpy as np
+import pytest
 
 from export import metadata
 from export.classifier import ExportOptions, export_classifier
@@ -13,6 +14,8 @@ from tinybert_tf.backbone import BertBackbone, dummy_inputs
 from tinybert_tf.config import BertConfig
 from tinybert_tf.heads import BertClassifier
 from tinybert_tf.tokenizer import BertTextTokenizer
+
+pytestmark = pytest.mark.slow
 
 
 def test_pruned_student_exports_every_variant_trimmed(tmp_path):

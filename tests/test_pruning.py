@@ -10,6 +10,8 @@ from tinybert_tf import pruning
 from tinybert_tf.tasks import Split, TaskData
 from tinybert_tf.tokenizer import BertTextTokenizer
 
+pytestmark = pytest.mark.slow
+
 
 def toy_task(n=24, seed=0):
     rng = np.random.default_rng(seed)

@@ -1,6 +1,10 @@
 import os
 import re
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 

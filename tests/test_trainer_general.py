@@ -9,6 +9,8 @@ from tinybert_tf import checkpoint
 from tests.tiny import save_tiny_backbone, tiny_config, tiny_corpus
 from trainers import general
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

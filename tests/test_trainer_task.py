@@ -12,6 +12,8 @@ from tinybert_tf.tasks import Split
 from tinybert_tf.tokenizer import BertTextTokenizer
 from trainers import task as task_cli
 
+pytestmark = pytest.mark.slow
+
 # Two topics with disjoint words: a tiny model learns them in a few steps.
 TOPICS = {"market": "market price shares rose fell city news".split(),
           "sport": "sport game team won lost play park".split()}
