@@ -172,7 +172,7 @@ def general_student(flags, say, chief=True):
                            "before a multi-worker run, or pass --student.")
     say("No general-distilled student of this teacher and architecture in "
         f"the cache yet: making one, once, in {directory} (TinyBERT's first "
-        "stage; with the default corpus 866 steps, about 20 minutes on 2 CPU "
+        "stage; with the default corpus 866 steps, about 13 minutes on 2 CPU "
         "cores; a rerun resumes it; --student random skips it):\n  python "
         + " ".join(command[1:]))
     started = time.time()
