@@ -47,6 +47,7 @@ def run_clis(args, out):
     examples = str(BATCH * args.steps)
     task = ["-m", "trainers.task", "--output-dir", os.path.join(out, "task"),
             "--sequence-length", str(args.sequence_length), "--no-augment",
+            "--student", "random",
             "--max-train-examples", examples, "--teacher-epochs", "1",
             "--intermediate-epochs", "1", "--prediction-epochs", "1",
             "--baseline-epochs", "1", "--eval-every", "0", "--quiet"]

@@ -14,6 +14,11 @@ test accuracy of teacher, student and baseline) and a table with the
 ratio. The default task is BBC News titles (`--task bbc_news_titles`: the
 first line of each article, 5 topics; real offline text).
 
+Both runs start from a random student (`--student random`): the default
+general-distilled start is made once per teacher and student architecture
+and shared by every task (12.8 min alone, docs/demo.md), so it is not part of
+a task's run; pass `-- --student DIR` to start both from a checkpoint.
+
     python benchmarks/task_speed.py                       # BBC News titles
     python benchmarks/task_speed.py -- --no-augment       # flags for both runs
     python benchmarks/task_speed.py --out /tmp/task_speed -- --quick
@@ -47,7 +52,8 @@ def parse_args(argv=None):
 def run_once(name, flags, args, out):
     folder = os.path.join(out, name.replace(" ", "_"))
     command = [sys.executable, "-m", "trainers.task", "--task", args.task,
-               "--output-dir", folder, "--quiet", *flags, *args.task_args]
+               "--output-dir", folder, "--quiet", "--student", "random",
+               *flags, *args.task_args]
     env = dict(os.environ, TINYBERT_TF_CACHE=os.path.join(folder, "cache"))
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env)

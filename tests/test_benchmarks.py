@@ -1,4 +1,5 @@
-"""The benchmark scripts: the ours-vs-peers table and the peers' command lines.
+"""The benchmark scripts: the ours-vs-peers table, the peers' command lines
+and the idle-time counter.
 
 `distill_speed.py --compare` is checked on made-up result lines; each peer
 script (PyTorch, TextBrewer, onnxruntime) must parse `--help`, skipped when
@@ -100,3 +101,14 @@ def test_general_start_runs_and_summary(tmp_path):
     assert test["general"]["mean"] == pytest.approx(85.0)
     assert test["general_minus_random"]["runs"] == pytest.approx([5.0, 0.0])
     assert test["distillation_gain"]["mean"] == pytest.approx(15.0)
+
+
+def test_idle_time_counts_the_longest_idle_run():
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import idle_time
+    finally:
+        sys.path.remove(BENCHMARKS)
+    assert idle_time.longest_run([False, True, True, False, True]) == 2
+    assert idle_time.longest_run([]) == 0
+    assert idle_time.parse_args(["--", "--quick"]).task_args == ["--quick"]

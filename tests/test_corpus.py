@@ -84,3 +84,4 @@ def test_dataset_batches(tmp_path, tokenizer):
     np.testing.assert_array_equal(batch["padding_mask"].numpy(), ids != 0)
     segments = batch["segment_ids"].numpy()
     assert segments.max() == 1 and ((segments == 1) <= (ids != 0)).all()
+    assert make_dataset(cache, batch_size=2).options().autotune.enabled is False

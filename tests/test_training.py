@@ -1,5 +1,6 @@
 """Training pieces of tinybert_tf.training: the official drop of the last
-partial batch and the choice of the dev metric that selects the best step."""
+partial batch, datasets without tf.data's autotuning thread, and the choice
+of the dev metric that selects the best step."""
 
 import numpy as np
 
@@ -22,6 +23,15 @@ def test_drop_remainder_drops_the_last_partial_batch():
     assert [len(y) for _, y in kept] == [2, 2, 1]
     assert [len(y) for _, y in dropped] == [2, 2]
     assert int(dropped.cardinality()) == 2
+
+
+def test_datasets_run_without_the_autotuning_thread():
+    """Its sleep made iterator destruction stall up to a minute (docs/speed.md)."""
+    tokenizer = BertTextTokenizer(VOCAB, sequence_length=8)
+    for dataset in (training.make_dataset(SPLIT, tokenizer, 2),
+                    training.make_dataset(SPLIT, tokenizer, 2, shuffle=True,
+                                          bucketing=True)):
+        assert dataset.options().autotune.enabled is False
 
 
 def test_best_on_dev_selects_on_the_given_metric(monkeypatch):

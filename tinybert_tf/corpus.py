@@ -38,7 +38,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tinybert_tf import files
+from tinybert_tf import files, training
 from tinybert_tf.assets import BBC_NEWS_TRAIN
 
 CACHE_VERSION = 1
@@ -410,6 +410,6 @@ def make_dataset(cache, batch_size, shuffle_buffer=10000, seed=0, repeat=False):
                                   reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    return (dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return training.without_autotuner(
+        dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))

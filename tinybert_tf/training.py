@@ -84,7 +84,22 @@ def make_dataset(split, tokenizer, batch_size, shuffle=False, seed=0,
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if bucketing:
         dataset = dataset.map(_cut_padding, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotuner(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotuner(dataset):
+    """`dataset` without tf.data's autotuning thread.
+
+    Destroying an iterator (`fit` makes one per epoch; Python may collect
+    an old one at any step) waits for that thread to end, and the thread
+    can first sleep out its period, up to a minute, with nothing running:
+    3 to 4 waits of 15 to 60 s in one task distillation on 2 cores
+    (docs/speed.md). Our pipelines read cached, tokenized batches: there
+    is little for it to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 BUCKET_STEP = 16
