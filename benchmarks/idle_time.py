@@ -46,7 +46,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def idle_seconds(process):
+def cores_per_second(process):
     """[cores used in each second] until `process` ends."""
     used, before = [], cpu_seconds(process.pid)
     while process.poll() is None:
@@ -79,7 +79,7 @@ def main(argv=None):
     start = time.perf_counter()
     process = subprocess.Popen(command, env=dict(
         os.environ, TINYBERT_TF_STEP_TIMES=steps_file))
-    used = idle_seconds(process)
+    used = cores_per_second(process)
     if process.wait():
         return process.returncode
     wall = time.perf_counter() - start
